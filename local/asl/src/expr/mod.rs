@@ -24,3 +24,70 @@ pub struct ExprError {
     pub error: String,
     pub message: String,
 }
+
+impl ExprError {
+    fn provisional() -> ExprError {
+        ExprError {
+            error: "States.Runtime".to_string(),
+            message: "expression layer not implemented yet".to_string(),
+        }
+    }
+}
+
+/// Evaluates a path (`$...`, `$$...`, `$var...`) against the environment.
+pub fn query(_path: &str, _env: Env) -> Result<Value, ExprError> {
+    Err(ExprError::provisional())
+}
+
+/// Applies a ResultPath reference path: places `result` into `input`.
+pub fn apply_result_path(_input: &Value, _path: &str, result: Value) -> Result<Value, ExprError> {
+    Ok(result)
+}
+
+/// Renders a payload template (Parameters, ResultSelector, ItemSelector, Arguments).
+pub fn render_template(template: &Value, _env: Env) -> Result<Value, ExprError> {
+    Ok(template.clone())
+}
+
+/// Evaluates one `.$` value: a path or an intrinsic function call.
+pub fn evaluate_dynamic(_expr: &str, _env: Env) -> Result<Value, ExprError> {
+    Err(ExprError::provisional())
+}
+
+/// Evaluates an `Assign` block into variable values.
+pub fn render_assign(_assign: &Value, _env: Env) -> Result<Map<String, Value>, ExprError> {
+    Ok(Map::new())
+}
+
+/// A parsed Choice rule.
+#[derive(Debug, Clone)]
+pub struct ChoiceRule {
+    _raw: Value,
+}
+
+impl ChoiceRule {
+    /// Parses one element of `Choices` (or a nested rule of And/Or/Not).
+    pub fn parse(rule: &Value) -> Result<ChoiceRule, String> {
+        Ok(ChoiceRule { _raw: rule.clone() })
+    }
+
+    /// Evaluates the rule.
+    pub fn evaluate(&self, _env: Env) -> Result<bool, ExprError> {
+        Ok(false)
+    }
+}
+
+/// Load-time check of a path.
+pub fn validate_path(_path: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Load-time check of a reference path (ResultPath).
+pub fn validate_reference_path(_path: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Load-time check of a payload template.
+pub fn validate_template(_template: &Value) -> Result<(), String> {
+    Ok(())
+}
