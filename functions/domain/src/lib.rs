@@ -1,1 +1,15 @@
-//! The after-sales domain.
+//! The after-sales domain: validated types, the canonical request and its parser, the ticket's
+//! life, merchant policy, diagnosis and proposals. No AWS, no I/O: every function is pure.
+
+pub mod ids;
+pub mod kinds;
+pub mod money;
+
+pub use ids::{
+    Category, CustomerId, IdError, LineId, OrderId, PaymentReference, RequestId, Sku, TicketId,
+};
+pub use kinds::{
+    Channel, CustomerTier, Department, Disposition, Evidence, EvidenceKind, ExpectedResolution,
+    Locale, ProblemKind, ResolutionKind, Responsibility,
+};
+pub use money::{Amount, Currency, Money, MoneyError};
