@@ -126,6 +126,10 @@ external_id!(
     Category
 );
 external_id!(
+    /// The payment provider that took the money (`stripe`, or the merchant's own label).
+    PaymentProvider
+);
+external_id!(
     /// The payment provider's reference for the original charge (e.g. a Stripe PaymentIntent).
     PaymentReference
 );

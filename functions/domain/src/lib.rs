@@ -13,3 +13,7 @@ pub use kinds::{
     Locale, ProblemKind, ResolutionKind, Responsibility,
 };
 pub use money::{Amount, Currency, Money, MoneyError};
+pub mod request;
+pub use request::{
+    Customer, Order, OrderLine, Payment, Problem, ProblemLine, Quantity, ServiceRequest,
+};
