@@ -137,20 +137,6 @@ pub(crate) struct Call {
     pub args: Vec<Arg>,
 }
 
-impl Call {
-    fn depth(&self) -> usize {
-        1 + self
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Call(c) => c.depth(),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-}
-
 /// True when a `.$` value is an intrinsic call rather than a path.
 pub(crate) fn looks_like_call(expr: &str) -> bool {
     expr.trim_start().starts_with("States.")
@@ -158,7 +144,11 @@ pub(crate) fn looks_like_call(expr: &str) -> bool {
 
 /// Parses a whole intrinsic expression.
 pub(crate) fn parse(expr: &str) -> Result<Call, String> {
-    let mut p = Parser { src: expr, pos: 0 };
+    let mut p = Parser {
+        src: expr,
+        pos: 0,
+        depth: 0,
+    };
     p.ws();
     let call = p.call()?;
     p.ws();
@@ -168,17 +158,14 @@ pub(crate) fn parse(expr: &str) -> Result<Call, String> {
             p.rest()
         ));
     }
-    if call.depth() > MAX_NESTING {
-        return Err(format!(
-            "more than {MAX_NESTING} nested intrinsic functions in '{expr}'"
-        ));
-    }
     Ok(call)
 }
 
 struct Parser<'s> {
     src: &'s str,
     pos: usize,
+    /// Calls currently open, bounded by [`MAX_NESTING`] while parsing.
+    depth: usize,
 }
 
 impl<'s> Parser<'s> {
@@ -197,6 +184,19 @@ impl<'s> Parser<'s> {
     }
 
     fn call(&mut self) -> Result<Call, String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "more than {MAX_NESTING} nested intrinsic functions in '{}'",
+                self.src
+            ));
+        }
+        let result = self.call_body();
+        self.depth -= 1;
+        result
+    }
+
+    fn call_body(&mut self) -> Result<Call, String> {
         let rest = self.rest();
         let Some(after) = rest.strip_prefix("States.") else {
             return Err(format!(
@@ -1135,6 +1135,16 @@ mod tests {
         }
         assert!(parse(&nine).is_ok());
         assert!(parse(&format!("States.Array({nine})")).is_err());
+    }
+
+    #[test]
+    fn hostile_nesting_is_rejected_without_overflowing() {
+        let deep = format!(
+            "{}1{}",
+            "States.Array(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert!(parse(&deep).unwrap_err().contains("more than 10 nested"));
     }
 
     #[test]

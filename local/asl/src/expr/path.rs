@@ -500,6 +500,7 @@ pub(crate) fn parse(path: &str) -> Result<JsonPath, String> {
         s: path.as_bytes(),
         src: path,
         pos: 0,
+        depth: 0,
     };
     let root = p.root()?;
     let segments = p.segments(false)?;
@@ -517,7 +518,12 @@ struct Parser<'s> {
     s: &'s [u8],
     src: &'s str,
     pos: usize,
+    /// Current nesting of filter terms, bounded so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+/// Deepest nesting of `!`, parentheses and nested filters accepted in one path.
+const MAX_FILTER_DEPTH: usize = 32;
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
@@ -733,6 +739,11 @@ impl<'s> Parser<'s> {
                     return Err(format!("unterminated quote in path '{}'", self.src));
                 };
                 self.pos += n.len_utf8();
+                // Only the delimiter is escaped; any other backslash is part of the name
+                // (AWS reads `$['a\"b']` as the key `a\"b`).
+                if n as u32 != u32::from(quote) {
+                    out.push('\\');
+                }
                 out.push(n);
             } else if c as u32 == u32::from(quote) {
                 return Ok(out);
@@ -825,6 +836,16 @@ impl<'s> Parser<'s> {
     }
 
     fn filter_unary(&mut self) -> Result<Filter, String> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(format!("filter nested too deeply in path '{}'", self.src));
+        }
+        let result = self.filter_term();
+        self.depth -= 1;
+        result
+    }
+
+    fn filter_term(&mut self) -> Result<Filter, String> {
         self.skip_ws();
         if self.peek() == Some(b'!') && self.peek_at(1) != Some(b'=') {
             self.pos += 1;
@@ -1115,11 +1136,10 @@ mod tests {
 
     #[test]
     fn quoted_names_accept_escaped_quotes() {
+        // The key is `Test\""Name"`: the backslash before `"` is part of the name.
         let doc = json!({"Test\\\"\"Name\"": "Value\"\\"});
-        assert_eq!(
-            sel(r#"$['Test\\\"\"Name\"']"#, &doc),
-            Ok(json!("Value\"\\"))
-        );
+        assert_eq!(sel(r#"$['Test\""Name"']"#, &doc), Ok(json!("Value\"\\")));
+        assert_eq!(sel(r"$['it\'s']", &json!({"it's": 1})), Ok(json!(1)));
     }
 
     #[test]
@@ -1138,6 +1158,16 @@ mod tests {
         for bad in ["", "a.b", "$.a[", "$.a[?(@.x == 1]", "$.a..", "$.", "$.a b"] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
+    }
+
+    #[test]
+    fn deeply_nested_filters_are_rejected_without_overflowing() {
+        let deep = format!("$.a[?({}@.x{})]", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().contains("nested too deeply"));
+        let nots = format!("$.a[?({}@.x)]", "!".repeat(100_000));
+        assert!(parse(&nots).is_err());
+        let ok = format!("$.a[?({}@.x{})]", "(".repeat(10), ")".repeat(10));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
