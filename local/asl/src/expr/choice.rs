@@ -1,5 +1,6 @@
 //! Choice rules: parsed once when the state machine loads, evaluated per execution step.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -377,10 +378,11 @@ pub fn parse_timestamp(s: &str) -> Option<jiff::Timestamp> {
     s.parse::<jiff::Timestamp>().ok()
 }
 
-fn lookup<'a>(var: &Variable, env: Env<'a>) -> Option<Value> {
+/// The value a rule path selects, borrowed when the path is definite.
+fn lookup<'a>(var: &Variable, env: Env<'a>) -> Option<Cow<'a, Value>> {
     match var.path.select(env.input, env.context, env.variables) {
-        Ok(Selected::One(v)) => Some(v.clone()),
-        Ok(many) => Some(many.into_value()),
+        Ok(Selected::One(v)) => Some(Cow::Borrowed(v)),
+        Ok(other) => Some(Cow::Owned(other.into_value())),
         Err(_) => None,
     }
 }
@@ -402,6 +404,7 @@ fn evaluate_test(variable: &Variable, test: &Test, env: Env) -> Result<bool, Exp
         return Ok(value.is_some() == *expect);
     }
     let value = value.ok_or_else(|| invalid_path(variable))?;
+    let value: &Value = &value;
     match test {
         Test::Is(t, expect) => {
             let actual = match t {
@@ -416,10 +419,10 @@ fn evaluate_test(variable: &Variable, test: &Test, env: Env) -> Result<bool, Exp
         }
         Test::BooleanEquals(expected) => {
             let expected = match expected {
-                Ok(b) => Value::Bool(*b),
+                Ok(b) => Cow::Owned(Value::Bool(*b)),
                 Err(path) => lookup(path, env).ok_or_else(|| invalid_path(path))?,
             };
-            Ok(matches!((&value, &expected), (Value::Bool(a), Value::Bool(b)) if a == b))
+            Ok(matches!((value, expected.as_ref()), (Value::Bool(a), Value::Bool(b)) if a == b))
         }
         Test::StringMatches(glob) => Ok(value.as_str().is_some_and(|s| glob_matches(glob, s))),
         Test::Compare { kind, rel, operand } => {
@@ -434,12 +437,12 @@ fn evaluate_test(variable: &Variable, test: &Test, env: Env) -> Result<bool, Exp
                 }
             };
             let ord = match kind {
-                Kind2::String => match (&value, other) {
+                Kind2::String => match (value, other) {
                     (Value::String(a), OperandRef::Str(b)) => Some(utf16_cmp(a, b)),
                     (Value::String(a), OperandRef::Json(Value::String(b))) => Some(utf16_cmp(a, b)),
                     _ => None,
                 },
-                Kind2::Numeric => match (&value, other) {
+                Kind2::Numeric => match (value, other) {
                     (Value::Number(a), OperandRef::Num(b)) => compare_numbers(a, b),
                     (Value::Number(a), OperandRef::Json(Value::Number(b))) => compare_numbers(a, b),
                     _ => None,

@@ -400,7 +400,7 @@ fn eval_arg<'a>(arg: &Arg, expr: &str, env: Env<'a>) -> Result<Cow<'a, Value>, E
         Arg::Call(c) => evaluate(c, expr, env).map(Cow::Owned),
         Arg::Path { source, path } => match path.select(env.input, env.context, env.variables) {
             Ok(Selected::One(v)) => Ok(Cow::Borrowed(v)),
-            Ok(many @ Selected::Many(_)) => Ok(Cow::Owned(many.into_value())),
+            Ok(other) => Ok(Cow::Owned(other.into_value())),
             Err(_) => {
                 let doc = match path.root {
                     path::Root::Context => env.context,

@@ -133,6 +133,28 @@ pub(crate) enum Operand {
 pub(crate) struct JsonPath {
     pub root: Root,
     pub segments: Vec<Segment>,
+    /// A trailing Jayway function such as `.length()`, applied to what the segments select.
+    pub function: Option<PathFunction>,
+}
+
+/// The Jayway path functions supported at the end of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathFunction {
+    /// `length()` / `size()`: elements of an array, keys of an object, characters of a string.
+    Length,
+}
+
+impl PathFunction {
+    fn apply(self, v: &Value) -> Option<Value> {
+        match self {
+            PathFunction::Length => match v {
+                Value::Array(items) => Some(Value::from(items.len())),
+                Value::Object(map) => Some(Value::from(map.len())),
+                Value::String(s) => Some(Value::from(s.chars().count())),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Why a definite path selected nothing (Jayway's PathNotFoundException texts).
@@ -160,6 +182,8 @@ impl Miss {
 pub(crate) enum Selected<'a> {
     One(&'a Value),
     Many(Vec<&'a Value>),
+    /// A value computed by a path function.
+    Computed(Value),
 }
 
 impl Selected<'_> {
@@ -167,6 +191,7 @@ impl Selected<'_> {
         match self {
             Selected::One(v) => v.clone(),
             Selected::Many(list) => Value::Array(list.into_iter().cloned().collect()),
+            Selected::Computed(v) => v,
         }
     }
 }
@@ -201,13 +226,24 @@ impl JsonPath {
                 None => return Err(Miss::UndefinedVariable(name.clone())),
             },
         };
-        if self.is_definite() {
-            select_definite(start, &self.segments).map(Selected::One)
+        let selected = if self.is_definite() {
+            select_definite(start, &self.segments).map(Selected::One)?
         } else {
             let mut out = Vec::new();
             select_many(start, start, &self.segments, &mut out);
-            Ok(Selected::Many(out))
-        }
+            Selected::Many(out)
+        };
+        let Some(function) = self.function else {
+            return Ok(selected);
+        };
+        let computed = match &selected {
+            Selected::One(v) => function.apply(v),
+            Selected::Many(list) => Some(Value::from(list.len())),
+            Selected::Computed(v) => function.apply(v),
+        };
+        computed
+            .map(Selected::Computed)
+            .ok_or_else(|| Miss::NoResults(JsonPath::normalized(&self.segments)))
     }
 }
 
@@ -503,7 +539,21 @@ pub(crate) fn parse(path: &str) -> Result<JsonPath, String> {
         depth: 0,
     };
     let root = p.root()?;
-    let segments = p.segments(false)?;
+    let mut segments = p.segments(false)?;
+    let mut function = None;
+    if let Some(Segment::Child(name)) = segments.last() {
+        let f = match name.as_str() {
+            "length()" | "size()" => Some(PathFunction::Length),
+            _ if name.ends_with(')') => {
+                return Err(format!("unsupported function '{name}' in path '{path}'"));
+            }
+            _ => None,
+        };
+        if f.is_some() {
+            segments.pop();
+            function = f;
+        }
+    }
     if p.pos != p.s.len() {
         return Err(format!(
             "unexpected '{}' at position {} in path '{path}'",
@@ -511,7 +561,11 @@ pub(crate) fn parse(path: &str) -> Result<JsonPath, String> {
             p.pos
         ));
     }
-    Ok(JsonPath { root, segments })
+    Ok(JsonPath {
+        root,
+        segments,
+        function,
+    })
 }
 
 struct Parser<'s> {
@@ -974,7 +1028,7 @@ impl<'s> Parser<'s> {
 /// Parses a reference path: `$`, or `$` followed by only `.name`, `['name']` and `[n]` steps.
 pub(crate) fn parse_reference(path: &str) -> Result<Vec<Segment>, String> {
     let parsed = parse(path)?;
-    if parsed.root != Root::Input {
+    if parsed.root != Root::Input || parsed.function.is_some() {
         return Err(format!(
             "reference path '{path}' must start with '$.' or be '$'"
         ));
@@ -1168,6 +1222,21 @@ mod tests {
         assert!(parse(&nots).is_err());
         let ok = format!("$.a[?({}@.x{})]", "(".repeat(10), ")".repeat(10));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn length_function_counts_arrays_objects_strings_and_matches() {
+        let doc = json!({"a": [1, 2, 3], "o": {"x": 1}, "s": "héllo", "n": 1});
+        assert_eq!(sel("$.a.length()", &doc), Ok(json!(3)));
+        assert_eq!(sel("$.o.length()", &doc), Ok(json!(1)));
+        assert_eq!(sel("$.s.length()", &doc), Ok(json!(5)));
+        assert_eq!(sel("$.a[?(@ > 1)].length()", &doc), Ok(json!(2)));
+        assert_eq!(
+            sel("$.n.length()", &doc),
+            Err(Miss::NoResults("$['n']".into()))
+        );
+        assert!(parse("$.a.avg()").is_err());
+        assert!(parse_reference("$.a.length()").is_err());
     }
 
     #[test]
