@@ -742,6 +742,23 @@ mod tests {
     }
 
     #[test]
+    fn choice_rules_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>(_: &T) {}
+        let rule = ChoiceRule::parse(&json!({"Variable": "$.x", "IsNull": true})).unwrap();
+        shareable(&rule);
+        let handle = std::thread::spawn(move || {
+            let vars = Map::new();
+            let input = json!({"x": null});
+            rule.evaluate(Env {
+                input: &input,
+                context: &Value::Null,
+                variables: &vars,
+            })
+        });
+        assert_eq!(handle.join().ok(), Some(Ok(true)));
+    }
+
+    #[test]
     fn parse_rejects_malformed_rules() {
         for bad in [
             json!({"Variable": "$.x", "Next": "X"}),
