@@ -563,6 +563,32 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_of_valid_expressions_is_handled_without_panicking() {
+        let f = Fixture::new(json!({"a": [{"v": 1, "s": "x"}, {"v": 2}], "b c": {"d": "é"}}));
+        let expressions = [
+            "$.a[?(@.v >= 1 && !(@.s == 'x') || @.v in [2, 3])].v",
+            "$..['b c'].d",
+            "$.a[-1:][0:2:1]['v']",
+            "$$.Map.Item.Value",
+            "States.Format('\\{é\\} {} \\'{}\\'', $.a[0].v, States.ArrayGetItem(States.StringSplit('a,b', ','), 1))",
+            "States.MathRandom(1, States.MathAdd(2, 1.5), 7)",
+            "States.JsonMerge(States.StringToJson('{\"k\": [1]}'), $['b c'], false)",
+        ];
+        for expr in expressions {
+            assert!(validate_dynamic(expr).is_ok(), "{expr}");
+            assert!(evaluate_dynamic(expr, f.env()).is_ok(), "{expr}");
+            for (i, _) in expr.char_indices() {
+                let prefix = &expr[..i];
+                let _ = validate_dynamic(prefix);
+                let _ = evaluate_dynamic(prefix, f.env());
+                let _ = validate_reference_path(prefix);
+                let _ = apply_result_path(&f.input, prefix, json!(1));
+                let _ = ChoiceRule::parse(&json!({"Variable": prefix, "StringMatches": prefix}));
+            }
+        }
+    }
+
+    #[test]
     fn parsed_expressions_are_cached_per_thread() {
         let a = cached_path("$.cache.me").unwrap();
         let b = cached_path("$.cache.me").unwrap();
