@@ -1216,6 +1216,15 @@ impl Loader {
                 let cause = s(self, "Cause");
                 let error_path = s(self, "ErrorPath");
                 let cause_path = s(self, "CausePath");
+                if !jsonata {
+                    for (f, v) in [("ErrorPath", &error_path), ("CausePath", &cause_path)] {
+                        if let Some(p) = v
+                            && let Err(m) = expr::validate_dynamic(p)
+                        {
+                            self.err("SCHEMA_VALIDATION_FAILED", m, format!("{loc}/{f}"));
+                        }
+                    }
+                }
                 for (a, b) in [("Error", "ErrorPath"), ("Cause", "CausePath")] {
                     if obj.contains_key(a) && obj.contains_key(b) {
                         self.err(

@@ -766,14 +766,14 @@ fn state_of<'a>(def: &'a Definition, frame: &Frame) -> &'a State {
 
 fn input_path<'v>(
     state: &State,
-    frame: &Frame,
+    frame: &'v Frame,
     input: &'v Value,
-    ctx: &Value,
+    ctx: &'v Value,
 ) -> Result<Cow<'v, Value>, Failure> {
     match &state.input_path {
         PathField::Default => Ok(Cow::Borrowed(input)),
         PathField::Null => Ok(Cow::Owned(json!({}))),
-        PathField::Path(p) => expr::query(
+        PathField::Path(p) => expr::query_ref(
             p,
             Env {
                 input,
@@ -781,7 +781,6 @@ fn input_path<'v>(
                 variables: &frame.vars,
             },
         )
-        .map(Cow::Owned)
         .map_err(|e| Cx::expr_failure(state, frame, e)),
     }
 }
@@ -915,7 +914,20 @@ fn complete(
         None => result,
     };
     let new_vars = assign(state, frame, state.assign.as_ref(), &selected, &ctx)?;
-    let combined = result_path(state, frame, &state.result_path, &frame.input, selected)?;
+    let combined = if state.catch.is_empty() {
+        // only catchers read the raw input after this point: move it instead of copying
+        match &state.result_path {
+            PathField::Default => selected,
+            PathField::Null => std::mem::take(&mut frame.input),
+            PathField::Path(p) => {
+                let raw = std::mem::take(&mut frame.input);
+                expr::apply_result_path_owned(raw, p, selected)
+                    .map_err(|e| Cx::expr_failure(state, frame, e))?
+            }
+        }
+    } else {
+        result_path(state, frame, &state.result_path, &frame.input, selected)?
+    };
     let mut output = output_path(state, frame, combined, &ctx)?;
     if state.jsonata
         && let Some(o) = &state.output
@@ -948,7 +960,7 @@ fn fail_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, failure: Failur
                 r.max_delay_seconds,
             );
             if r.jitter_full {
-                delay = rand::random::<f64>() * delay;
+                delay *= rand::random::<f64>();
             }
             frame.retry_counts[i] += 1;
             frame.retry_total += 1;
@@ -1690,7 +1702,7 @@ fn finish_task(
                 (false, true) => ("TaskTimedOut", "taskTimedOutEventDetails"),
                 (false, false) => ("TaskFailed", "taskFailedEventDetails"),
             };
-            if !(lambda && !callback)
+            if (!lambda || callback)
                 && let Some(m) = d.as_object_mut()
             {
                 m.insert("resourceType".into(), Value::from(rt));
@@ -1755,6 +1767,7 @@ fn start_map(
             Some(n)
         }
     };
+    let selector_input = spec.item_selector.as_ref().map(|_| eff.as_ref().clone());
     let items_value = if let (true, Some(items)) = (state.jsonata, &spec.items_literal) {
         items.clone()
     } else {
@@ -1768,7 +1781,7 @@ fn start_map(
                 },
             )
             .map_err(|e| Cx::expr_failure(state, frame, e))?,
-            None => eff.as_ref().clone(),
+            None => eff.into_owned(),
         }
     };
     let items = match items_value {
@@ -1789,7 +1802,6 @@ fn start_map(
             });
         }
     };
-    let selector_input = spec.item_selector.as_ref().map(|_| eff.into_owned());
     let n = items.len();
     cx.record(
         frame,
@@ -1817,7 +1829,6 @@ fn start_map(
 /// Drives the children of a Parallel/Map state. Returns `true` when the fanout finished (the
 /// frame moved on), `false` when blocked.
 async fn drive_fanout(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> bool {
-    let def = cx.def;
     let Step::Fanout(mut fan) = std::mem::replace(&mut frame.step, Step::Attempt) else {
         return true;
     };
@@ -1870,7 +1881,6 @@ async fn drive_fanout(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> bool
             return false;
         }
     }
-    let _ = def;
     frame.last_event = frame.last_event.max(fan.started_event);
     if let Some(f) = failed {
         if fan.map {

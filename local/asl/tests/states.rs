@@ -44,7 +44,8 @@ async fn null_paths_discard_input_result_and_output() {
     assert_eq!(assert_succeeded(&exec), json!({}));
     // and without the last state the discarded result leaves the input untouched
     let mut def2 = def;
-    def2["States"]["B"] = json!({"Type": "Pass", "Result": "ignored", "ResultPath": null, "End": true});
+    def2["States"]["B"] =
+        json!({"Type": "Pass", "Result": "ignored", "ResultPath": null, "End": true});
     def2["States"].as_object_mut().expect("states").remove("C");
     let exec = run(def2, json!({"v": 1})).await;
     assert_eq!(assert_succeeded(&exec), json!({"v": 1, "r": {"got": {}}}));
@@ -56,7 +57,10 @@ async fn task_result_selector_shapes_the_result_before_result_path() {
     let def = json!({"StartAt": "T", "States": {"T": {
         "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
         "ResultSelector": {"n.$": "$.count"}, "ResultPath": "$.out", "End": true}}});
-    let (exec, _, resolver) = run_with(def, json!({"in": 1}), |_, _| Ok(json!({"count": 3, "noise": true}))).await;
+    let (exec, _, resolver) = run_with(def, json!({"in": 1}), |_, _| {
+        Ok(json!({"count": 3, "noise": true}))
+    })
+    .await;
     // then only the selected field is stored, and the function got the effective input
     assert_eq!(assert_succeeded(&exec), json!({"in": 1, "out": {"n": 3}}));
     assert_eq!(resolver.calls()[0].1.input, json!({"in": 1}));
@@ -68,7 +72,10 @@ async fn lambda_invoke_integration_wraps_the_payload_like_the_service() {
     let def = json!({"StartAt": "T", "States": {"T": {
         "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "fn", "Payload": {"x.$": "$.x"}}, "End": true}}});
-    let (exec, _, resolver) = run_with(def, json!({"x": 5}), |r, _| Ok(json!({"echo": r.input.clone()}))).await;
+    let (exec, _, resolver) = run_with(def, json!({"x": 5}), |r, _| {
+        Ok(json!({"echo": r.input.clone()}))
+    })
+    .await;
     // then the function gets the Payload and the result has the integration's shape
     let out = assert_succeeded(&exec);
     assert_eq!(out["Payload"], json!({"echo": {"x": 5}}));
@@ -78,7 +85,9 @@ async fn lambda_invoke_integration_wraps_the_payload_like_the_service() {
     assert!(out["SdkResponseMetadata"]["RequestId"].is_string());
     let req = &resolver.calls()[0].1;
     assert_eq!(req.parameters, json!({"FunctionName": "fn"}));
-    assert!(matches!(&req.kind, asl::ResourceKind::LambdaInvoke { function_name } if function_name == "fn"));
+    assert!(
+        matches!(&req.kind, asl::ResourceKind::LambdaInvoke { function_name } if function_name == "fn")
+    );
 }
 
 #[tokio::test]
@@ -90,9 +99,18 @@ async fn choice_takes_the_first_matching_rule_else_default() {
         "Big": {"Type": "Pass", "Result": "big", "End": true},
         "Medium": {"Type": "Pass", "Result": "medium", "End": true},
         "Small": {"Type": "Pass", "Result": "small", "End": true}}});
-    assert_eq!(assert_succeeded(&run(def.clone(), json!({"n": 20})).await), json!("big"));
-    assert_eq!(assert_succeeded(&run(def.clone(), json!({"n": 7})).await), json!("medium"));
-    assert_eq!(assert_succeeded(&run(def, json!({"n": 1})).await), json!("small"));
+    assert_eq!(
+        assert_succeeded(&run(def.clone(), json!({"n": 20})).await),
+        json!("big")
+    );
+    assert_eq!(
+        assert_succeeded(&run(def.clone(), json!({"n": 7})).await),
+        json!("medium")
+    );
+    assert_eq!(
+        assert_succeeded(&run(def, json!({"n": 1})).await),
+        json!("small")
+    );
 }
 
 #[tokio::test]
@@ -103,27 +121,44 @@ async fn choice_without_match_or_default_fails_with_no_choice_matched() {
     let exec = run(def, json!({"n": 2})).await;
     let (error, cause) = assert_failed(&exec);
     assert_eq!(error, "States.NoChoiceMatched");
-    assert!(cause.starts_with("An error occurred while executing the state 'C' (entered at the event id #2)."), "{cause}");
+    assert!(
+        cause.starts_with(
+            "An error occurred while executing the state 'C' (entered at the event id #2)."
+        ),
+        "{cause}"
+    );
 }
 
 #[tokio::test]
 async fn wait_seconds_advances_the_virtual_clock_without_sleeping() {
     // given a Wait of one day
-    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 86400, "End": true}}});
+    let def =
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 86400, "End": true}}});
     let wall = std::time::Instant::now();
     let (exec, clock, _) = run_with(def, json!({"k": 1}), |_, _| Ok(json!(null))).await;
     // then the execution finished a virtual day later, at once
     assert_eq!(assert_succeeded(&exec), json!({"k": 1}));
-    assert_eq!(asl::Clock::now(clock.as_ref()), t0() + SignedDuration::from_hours(24));
+    assert_eq!(
+        asl::Clock::now(clock.as_ref()),
+        t0() + SignedDuration::from_hours(24)
+    );
     assert!(wall.elapsed() < std::time::Duration::from_secs(2));
 }
 
 #[tokio::test]
 async fn wait_timestamp_path_waits_until_the_timestamp_and_rejects_bad_ones() {
     let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.at", "End": true}}});
-    let (exec, clock, _) = run_with(def.clone(), json!({"at": "2024-01-02T00:00:00Z"}), |_, _| Ok(json!(null))).await;
+    let (exec, clock, _) = run_with(
+        def.clone(),
+        json!({"at": "2024-01-02T00:00:00Z"}),
+        |_, _| Ok(json!(null)),
+    )
+    .await;
     assert_succeeded(&exec);
-    assert_eq!(asl::Clock::now(clock.as_ref()), t0() + SignedDuration::from_hours(24));
+    assert_eq!(
+        asl::Clock::now(clock.as_ref()),
+        t0() + SignedDuration::from_hours(24)
+    );
     let exec = run(def, json!({"at": "2024-01-02 00:00:00Z"})).await;
     let (error, cause) = assert_failed(&exec);
     assert_eq!(error, "States.Runtime");
@@ -135,21 +170,33 @@ async fn wait_seconds_path_rejects_negative_values() {
     let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}});
     let (error, cause) = assert_failed(&run(def, json!({"s": -3})).await);
     assert_eq!(error, "States.Runtime");
-    assert!(cause.ends_with("The SecondsPath parameter references a negative value: $.s == -3"), "{cause}");
+    assert!(
+        cause.ends_with("The SecondsPath parameter references a negative value: $.s == -3"),
+        "{cause}"
+    );
 }
 
 #[tokio::test]
 async fn succeed_applies_input_and_output_paths() {
     let def = json!({"StartAt": "S", "States": {"S": {"Type": "Succeed", "InputPath": "$.a", "OutputPath": "$.b"}}});
-    assert_eq!(assert_succeeded(&run(def, json!({"a": {"b": 2}})).await), json!(2));
+    assert_eq!(
+        assert_succeeded(&run(def, json!({"a": {"b": 2}})).await),
+        json!(2)
+    );
 }
 
 #[tokio::test]
 async fn fail_reports_error_and_cause_literally_or_through_paths() {
     let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "because"}}});
-    assert_eq!(assert_failed(&run(def, json!({})).await), ("Boom".into(), "because".into()));
+    assert_eq!(
+        assert_failed(&run(def, json!({})).await),
+        ("Boom".into(), "because".into())
+    );
     let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}}});
-    assert_eq!(assert_failed(&run(def, json!({"e": "E", "c": "C"})).await), ("E".into(), "C".into()));
+    assert_eq!(
+        assert_failed(&run(def, json!({"e": "E", "c": "C"})).await),
+        ("E".into(), "C".into())
+    );
 }
 
 #[tokio::test]
@@ -169,7 +216,10 @@ async fn parallel_branch_failure_fails_the_parallel_state_with_the_branch_error(
     let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
         {"StartAt": "A", "States": {"A": {"Type": "Fail", "Error": "BranchBoom", "Cause": "c"}}},
         {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}}});
-    assert_eq!(assert_failed(&run(def, json!({})).await), ("BranchBoom".into(), "c".into()));
+    assert_eq!(
+        assert_failed(&run(def, json!({})).await),
+        ("BranchBoom".into(), "c".into())
+    );
 }
 
 #[tokio::test]
@@ -189,7 +239,10 @@ async fn map_applies_items_path_and_item_selector_with_the_map_context() {
 async fn map_legacy_iterator_and_parameters_still_work() {
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "Parameters": {"x.$": "$$.Map.Item.Value"},
         "Iterator": {"StartAt": "X", "States": {"X": {"Type": "Pass", "End": true}}}, "End": true}}});
-    assert_eq!(assert_succeeded(&run(def, json!([1, 2])).await), json!([{"x": 1}, {"x": 2}]));
+    assert_eq!(
+        assert_succeeded(&run(def, json!([1, 2])).await),
+        json!([{"x": 1}, {"x": 2}])
+    );
 }
 
 #[tokio::test]
@@ -200,7 +253,10 @@ async fn map_max_concurrency_bounds_iterations_in_flight() {
     let (exec, clock, _) = run_with(def, json!([1, 2, 3, 4]), |_, _| Ok(json!(null))).await;
     // then it takes two rounds of 10 s
     assert_eq!(assert_succeeded(&exec), json!([1, 2, 3, 4]));
-    assert_eq!(asl::Clock::now(clock.as_ref()), t0() + SignedDuration::from_secs(20));
+    assert_eq!(
+        asl::Clock::now(clock.as_ref()),
+        t0() + SignedDuration::from_secs(20)
+    );
 }
 
 #[tokio::test]
@@ -209,7 +265,10 @@ async fn map_without_concurrency_limit_runs_waiting_iterations_side_by_side() {
         "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}}, "End": true}}});
     let (exec, clock, _) = run_with(def, json!([1, 2, 3, 4]), |_, _| Ok(json!(null))).await;
     assert_succeeded(&exec);
-    assert_eq!(asl::Clock::now(clock.as_ref()), t0() + SignedDuration::from_secs(10));
+    assert_eq!(
+        asl::Clock::now(clock.as_ref()),
+        t0() + SignedDuration::from_secs(10)
+    );
 }
 
 #[tokio::test]
@@ -230,7 +289,10 @@ async fn map_tolerated_failure_count_tolerates_up_to_the_count() {
     );
     // and a tolerance of 1 fails the Map
     let exec = run(def(1), json!([0, 1, 0, 2])).await;
-    assert_eq!(assert_failed(&exec).0, "States.ExceedToleratedFailureThreshold");
+    assert_eq!(
+        assert_failed(&exec).0,
+        "States.ExceedToleratedFailureThreshold"
+    );
 }
 
 #[tokio::test]
@@ -250,12 +312,18 @@ async fn assign_sets_variables_after_output_path_and_inner_scopes_read_outer_one
               "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "Parameters": {"outer.$": "$x", "item.$": "$.item"}, "End": true}}},
               "End": true}}});
     let exec = run(def, json!({})).await;
-    assert_eq!(assert_succeeded(&exec), json!([{"outer": 1, "item": 10}, {"outer": 1, "item": 20}]));
+    assert_eq!(
+        assert_succeeded(&exec),
+        json!([{"outer": 1, "item": 10}, {"outer": 1, "item": 20}])
+    );
 }
 
 #[tokio::test]
 async fn a_task_without_mock_result_fails_with_the_resolver_error() {
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true}}});
-    let (exec, _, _) = run_with(def, json!({}), |_, _| Err(TaskFailure::new("Custom", "cause text"))).await;
+    let (exec, _, _) = run_with(def, json!({}), |_, _| {
+        Err(TaskFailure::new("Custom", "cause text"))
+    })
+    .await;
     assert_eq!(assert_failed(&exec), ("Custom".into(), "cause text".into()));
 }

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use asl::{
-    Clock, Execution, ExecutionStatus, ResourceResolver, StartOptions, StateMachine, TaskFailure, TaskRequest,
-    VirtualClock,
+    Clock, Execution, ExecutionStatus, ResourceResolver, StartOptions, StateMachine, TaskFailure,
+    TaskRequest, VirtualClock,
 };
 use jiff::Timestamp;
 use serde_json::Value;
@@ -34,7 +34,11 @@ impl FnResolver {
         clock: Arc<VirtualClock>,
         handler: impl Fn(&TaskRequest, u32) -> Result<Value, TaskFailure> + Send + Sync + 'static,
     ) -> Self {
-        FnResolver { clock, handler: Box::new(handler), calls: Mutex::new(Vec::new()) }
+        FnResolver {
+            clock,
+            handler: Box::new(handler),
+            calls: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn calls(&self) -> Vec<(Timestamp, TaskRequest)> {
@@ -70,22 +74,40 @@ pub async fn run_with(
 
 /// Runs a definition without tasks.
 pub async fn run(def: Value, input: Value) -> Execution {
-    run_with(def, input, |r, _| Err(TaskFailure::new("Test.Unexpected", format!("unexpected task {}", r.state_name))))
-        .await
-        .0
+    run_with(def, input, |r, _| {
+        Err(TaskFailure::new(
+            "Test.Unexpected",
+            format!("unexpected task {}", r.state_name),
+        ))
+    })
+    .await
+    .0
 }
 
 pub fn assert_succeeded(exec: &Execution) -> Value {
-    assert_eq!(exec.status(), ExecutionStatus::Succeeded, "failure: {:?}", exec.failure());
+    assert_eq!(
+        exec.status(),
+        ExecutionStatus::Succeeded,
+        "failure: {:?}",
+        exec.failure()
+    );
     exec.output().cloned().unwrap_or(Value::Null)
 }
 
 pub fn assert_failed(exec: &Execution) -> (String, String) {
-    assert_eq!(exec.status(), ExecutionStatus::Failed, "output: {:?}", exec.output());
+    assert_eq!(
+        exec.status(),
+        ExecutionStatus::Failed,
+        "output: {:?}",
+        exec.output()
+    );
     let f = exec.failure().cloned().expect("a failure");
     (f.error.unwrap_or_default(), f.cause.unwrap_or_default())
 }
 
 pub fn event_types(exec: &Execution) -> Vec<String> {
-    exec.history().iter().map(|e| e.event_type.clone()).collect()
+    exec.history()
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect()
 }
