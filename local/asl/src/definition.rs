@@ -152,6 +152,10 @@ pub(crate) struct State {
     pub assign: Option<Value>,
     /// Whether anything in the state mentions `$$` (the context object is only built then).
     pub uses_context: bool,
+    /// Whether the context object may be read as a whole or at `$$.Execution.Input` (copying
+    /// the execution input into it is skipped otherwise: a 10,000-item Map would copy it
+    /// 10,000 times).
+    pub context_input: bool,
     /// The state is written in JSONata (not supported by this engine beyond literal fields).
     pub jsonata: bool,
     /// JSONata `Output` field (literal values only).
@@ -1340,9 +1344,9 @@ impl Loader {
         if !matches!(ty, "Task" | "Parallel" | "Map") && (!retry.is_empty() || !catch.is_empty()) {
             // already reported as unsupported fields
         }
-        let uses_context = serde_json::to_string(sv)
-            .map(|s| s.contains("$$"))
-            .unwrap_or(true);
+        let text = serde_json::to_string(sv).unwrap_or_else(|_| "$$".to_string());
+        let uses_context = text.contains("$$");
+        let context_input = needs_execution_input(&text);
         Some(State {
             name: name.to_string(),
             kind,
@@ -1356,8 +1360,28 @@ impl Loader {
             catch,
             assign,
             uses_context,
+            context_input,
             jsonata,
             output,
         })
     }
+}
+
+/// Whether a state's text may read `$$` whole or `$$.Execution.Input`: any `$$` not followed by
+/// a member known not to contain the input.
+fn needs_execution_input(text: &str) -> bool {
+    const SAFE: &[&str] = &[
+        ".Map",
+        ".State",
+        ".Task",
+        ".Execution.Id",
+        ".Execution.Name",
+        ".Execution.StartTime",
+        ".Execution.RoleArn",
+        ".Execution.RedriveCount",
+    ];
+    text.match_indices("$$").any(|(i, _)| {
+        let rest = &text[i + 2..];
+        !SAFE.iter().any(|s| rest.starts_with(s))
+    })
 }

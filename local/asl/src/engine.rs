@@ -737,7 +737,6 @@ impl Cx<'_> {
         let mut ctx = json!({
             "Execution": {
                 "Id": info.execution_arn,
-                "Input": info.input,
                 "Name": info.name,
                 "RoleArn": info.role_arn,
                 "StartTime": info.start_time.to_string(),
@@ -753,6 +752,11 @@ impl Cx<'_> {
                 "Name": info.state_machine_name
             }
         });
+        if state.context_input
+            && let Some(e) = ctx.get_mut("Execution").and_then(Value::as_object_mut)
+        {
+            e.insert("Input".into(), info.input.clone());
+        }
         if let (Some(t), Some(m)) = (token, ctx.as_object_mut()) {
             m.insert("Task".into(), json!({ "Token": t }));
         }
@@ -2036,5 +2040,60 @@ fn child_done(
             }
             Some(f)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn states_all_matches_any_error_but_terminal_ones() {
+        let all = names(&["States.ALL"]);
+        assert!(error_matches(&all, "Custom"));
+        assert!(error_matches(&all, "States.Timeout"));
+        assert!(!error_matches(&all, "States.Runtime"));
+        assert!(!error_matches(&all, "States.DataLimitExceeded"));
+    }
+
+    #[test]
+    fn task_failed_excludes_timeouts_and_timeout_includes_heartbeat_timeouts() {
+        let tf = names(&["States.TaskFailed"]);
+        assert!(error_matches(&tf, "Lambda.Unknown"));
+        assert!(!error_matches(&tf, "States.Timeout"));
+        assert!(!error_matches(&tf, "States.HeartbeatTimeout"));
+        assert!(error_matches(
+            &names(&["States.Timeout"]),
+            "States.HeartbeatTimeout"
+        ));
+        assert!(!error_matches(
+            &names(&["States.Runtime"]),
+            "States.Runtime"
+        ));
+        assert!(!error_matches(&names(&["Other"]), "Custom"));
+    }
+
+    #[test]
+    fn retry_delay_grows_by_the_backoff_rate_and_is_capped() {
+        assert_eq!(retry_delay(1.0, 2.0, 0, None), 1.0);
+        assert_eq!(retry_delay(1.0, 2.0, 3, None), 8.0);
+        assert_eq!(retry_delay(3.0, 2.0, 2, Some(5.0)), 5.0);
+        // absurd exponents stay finite and bounded
+        assert!(retry_delay(1.0, 2.0, 5000, None) <= 99_999_999.0);
+    }
+
+    #[test]
+    fn timestamps_need_the_t_separator_and_an_offset() {
+        assert!(parse_timestamp("2016-03-14T01:59:00Z").is_some());
+        assert!(parse_timestamp("2016-03-05T21:29:29.243167252Z").is_some());
+        assert!(parse_timestamp("2016-03-14T01:59:00+02:00").is_some());
+        assert!(parse_timestamp("2016-12-05 21:29:29Z").is_none());
+        assert!(parse_timestamp("2016-12-05T21:29:29").is_none());
+        assert!(parse_timestamp("2016-13-05T21:29:29Z").is_none());
+        assert!(parse_timestamp("05-12-2016T21:29:29Z").is_none());
     }
 }

@@ -327,3 +327,34 @@ async fn a_task_without_mock_result_fails_with_the_resolver_error() {
     .await;
     assert_eq!(assert_failed(&exec), ("Custom".into(), "cause text".into()));
 }
+
+#[tokio::test]
+async fn execution_timeout_seconds_times_the_execution_out() {
+    // given a state machine with TimeoutSeconds 5 that waits 10 s
+    let def = json!({"TimeoutSeconds": 5, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}});
+    let (exec, clock, _) = run_with(def, json!({}), |_, _| Ok(json!(null))).await;
+    // then it times out at t+5
+    assert_eq!(exec.status(), ExecutionStatus::TimedOut);
+    assert_eq!(
+        exec.failure().and_then(|f| f.error.clone()).as_deref(),
+        Some("States.Timeout")
+    );
+    assert_eq!(
+        asl::Clock::now(clock.as_ref()),
+        t0() + SignedDuration::from_secs(5)
+    );
+    assert_eq!(
+        event_types(&exec).last().map(String::as_str),
+        Some("ExecutionTimedOut")
+    );
+}
+
+#[tokio::test]
+async fn the_context_object_exposes_the_execution_input_and_state_name() {
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass",
+        "Parameters": {"input.$": "$$.Execution.Input", "state.$": "$$.State.Name", "whole.$": "$$.Execution.Input.k"}, "End": true}}});
+    assert_eq!(
+        assert_succeeded(&run(def, json!({"k": 1})).await),
+        json!({"input": {"k": 1}, "state": "P", "whole": 1})
+    );
+}
