@@ -3,6 +3,7 @@
 
 pub mod ids;
 pub mod kinds;
+pub mod lifecycle;
 pub mod money;
 
 pub use ids::{
