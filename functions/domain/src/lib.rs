@@ -18,3 +18,11 @@ pub mod request;
 pub use request::{
     Customer, Order, OrderLine, Payment, Problem, ProblemLine, Quantity, ServiceRequest,
 };
+pub mod policy;
+pub use policy::{Policy, PolicyDuration, PolicyError};
+pub mod history;
+pub use history::History;
+pub mod diagnosis;
+pub use diagnosis::{Diagnosis, diagnose};
+pub mod proposal;
+pub use proposal::{Proposal, ProposalOption, propose};
