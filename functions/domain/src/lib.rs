@@ -18,6 +18,8 @@ pub mod request;
 pub use request::{
     Customer, Order, OrderLine, Payment, Problem, ProblemLine, Quantity, ServiceRequest,
 };
+pub mod schema;
+pub use request::{RequestError, parse_request};
 pub mod policy;
 pub use policy::{Policy, PolicyDuration, PolicyError};
 pub mod history;
