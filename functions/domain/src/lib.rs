@@ -18,8 +18,8 @@ pub mod request;
 pub use request::{
     Customer, Order, OrderLine, Payment, Problem, ProblemLine, Quantity, ServiceRequest,
 };
-pub mod schema;
 pub use request::{RequestError, parse_request};
+pub mod schema;
 pub mod policy;
 pub use policy::{Policy, PolicyDuration, PolicyError};
 pub mod history;
@@ -28,3 +28,4 @@ pub mod diagnosis;
 pub use diagnosis::{Diagnosis, diagnose};
 pub mod proposal;
 pub use proposal::{Proposal, ProposalOption, propose};
+pub mod ticket;
