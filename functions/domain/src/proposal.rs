@@ -393,7 +393,13 @@ impl Draft {
             ReturnShipping::CustomerArranged => None,
         };
         let text = basis_text(&self.reason, amount);
-        let steps = steps(self.kind, &self.return_shipping, self.keeps_item, policy);
+        let steps = steps(
+            self.kind,
+            &self.return_shipping,
+            &self.reason,
+            self.keeps_item,
+            policy,
+        );
         ProposalOption {
             id,
             kind: self.kind,
@@ -517,8 +523,14 @@ fn build(
             } else {
                 BasisReason::KeepItemBelowValue { threshold: keep? }
             };
+            let keeps_item = reason != BasisReason::NotDelivered;
             let amount = positive(amounts.refundable, skipped)?;
-            Some(draft(Some(amount), ReturnShipping::NotNeeded, true, reason))
+            Some(draft(
+                Some(amount),
+                ReturnShipping::NotNeeded,
+                keeps_item,
+                reason,
+            ))
         }
         ResolutionKind::ReturnRefund => {
             if keep.is_some() {
@@ -750,6 +762,7 @@ fn rejection_text(r: &RejectionReason) -> String {
 fn steps(
     kind: ResolutionKind,
     shipping: &ReturnShipping,
+    reason: &BasisReason,
     keeps_item: bool,
     policy: &Policy,
 ) -> Vec<String> {
@@ -770,6 +783,11 @@ fn steps(
             .collect()
     };
     match kind {
+        ResolutionKind::Refund if *reason == BasisReason::NotDelivered => s(&[
+            "we ask the carrier to return the parcel to us",
+            "we refund to the original payment",
+            "if the parcel still reaches you, refuse it",
+        ]),
         ResolutionKind::Refund => s(&["we refund to the original payment", "you keep the item"]),
         ResolutionKind::ReturnRefund => s(&[
             send_back,
