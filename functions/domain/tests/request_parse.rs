@@ -335,6 +335,20 @@ mod field_types {
     }
 
     #[test]
+    fn a_vocabulary_value_wrapped_in_an_object_is_rejected() {
+        let err = rejected(&given(|r| r["channel"] = json!({"web": null})));
+        assert_invalid_field(
+            &err,
+            "channel",
+            &["must be one of: web, app", "not an object"],
+        );
+        let err = rejected(&given(|r| {
+            r["expected_resolution"] = json!({"refund": null})
+        }));
+        assert_invalid_field(&err, "expected_resolution", &["must be one of: refund"]);
+    }
+
+    #[test]
     fn an_object_of_the_wrong_type_is_rejected_in_plain_words() {
         let err = rejected(&given(|r| r["order"]["payment"] = json!([])));
         assert_invalid_field(&err, "order.payment", &["must be an object, not an array"]);
@@ -363,6 +377,18 @@ mod field_types {
             &err,
             "problem.lines",
             &["must be an array", "not an object"],
+        );
+    }
+
+    #[test]
+    fn a_flag_given_as_a_string_is_rejected() {
+        let err = rejected(&given(|r| {
+            r["order"]["lines"][1]["final_sale"] = json!("yes")
+        }));
+        assert_invalid_field(
+            &err,
+            "order.lines[1].final_sale",
+            &["must be true or false, not a string"],
         );
     }
 

@@ -85,6 +85,7 @@ pub struct ServiceRequest {
     /// The storefront's unique id for this request: the deduplication key.
     pub request_id: RequestId,
     /// Where the customer opened the request.
+    #[serde(deserialize_with = "wire::vocabulary")]
     pub channel: Channel,
     /// When the customer submitted it. Must not be before `order.placed_at`.
     #[serde(deserialize_with = "wire::timestamp")]
@@ -97,7 +98,11 @@ pub struct ServiceRequest {
     #[serde(deserialize_with = "wire::object")]
     pub problem: Problem,
     /// What the customer asks for, if they said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "wire::optional_vocabulary",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expected_resolution: Option<ExpectedResolution>,
 }
 
@@ -124,9 +129,10 @@ pub struct Customer {
     )]
     pub phone: Option<String>,
     /// The language to write to the customer in.
+    #[serde(deserialize_with = "wire::vocabulary")]
     pub locale: Locale,
     /// The merchant's loyalty tier for the customer (`standard` when absent).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::vocabulary")]
     pub tier: CustomerTier,
 }
 
@@ -204,6 +210,7 @@ pub struct Payment {
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     /// What went wrong, as the customer classifies it.
+    #[serde(deserialize_with = "wire::vocabulary")]
     pub kind: ProblemKind,
     /// Free text from the customer: personal data, never logged.
     #[serde(default)]
@@ -215,7 +222,7 @@ pub struct Problem {
     #[schemars(length(min = 1))]
     pub lines: Vec<ProblemLine>,
     /// Photos, videos or documents, each by an `https://` URL (no credentials in it).
-    #[serde(default, deserialize_with = "wire::objects")]
+    #[serde(default, deserialize_with = "wire::evidence_list")]
     #[schemars(transform = wire::https_evidence_urls)]
     pub evidence: Vec<Evidence>,
 }

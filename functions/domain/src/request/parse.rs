@@ -7,8 +7,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_path_to_error::Segment;
 
 use super::error::RequestError;
+use super::wire::shortened;
 use super::{ServiceRequest, rules};
-use crate::kinds::{Channel, CustomerTier, EvidenceKind, ExpectedResolution, Locale, ProblemKind};
 
 /// Parses a `POST /v1/requests` body into a [`ServiceRequest`], or names the first thing wrong
 /// with it: malformed JSON or a body that is not an object (`invalid_json`, no field), then the
@@ -108,13 +108,9 @@ fn without_position(e: &serde_json::Error) -> String {
 fn describe_type_error(err: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
     let path = api_path(err.path());
     if !err.inner().is_data() {
-        // The first pass proved the JSON well-formed: serde_json reports a vocabulary field
-        // given an array, a number or a boolean as a syntax error ("expected value").
-        let expected = match vocabulary_at(&path) {
-            Some(values) => format!("one of: {values}"),
-            None => "of the documented type".to_owned(),
-        };
-        return field_error(path, format!("must be {expected}"));
+        // The first pass proved the JSON well-formed: serde_json reports an enum given a
+        // number or an array as a syntax error ("expected value").
+        return field_error(path, "must be of the documented type");
     }
     let message = without_position(err.inner());
 
@@ -138,20 +134,6 @@ fn describe_type_error(err: serde_path_to_error::Error<serde_json::Error>) -> Re
             _ => "is not a known field".to_owned(),
         };
         return field_error(path, message);
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let (value, expected) = match rest.rfind("`, expected") {
-            Some(i) => (&rest[..i], backticked(&rest[i + 1..])),
-            None => (rest.trim_end_matches('`'), Vec::new()),
-        };
-        return field_error(
-            path,
-            format!(
-                "unknown value '{}', expected one of: {}",
-                shortened(value),
-                expected.join(", ")
-            ),
-        );
     }
     if let Some(rest) = message.strip_prefix("invalid type: ")
         && let Some((unexpected, expected)) = rest.split_once(", expected ")
@@ -222,19 +204,6 @@ fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
-/// A value echoed in a message: at most 40 characters, no control characters.
-fn shortened(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(40)
-        .collect();
-    if value.chars().count() > 40 {
-        out.push('…');
-    }
-    out
-}
-
 /// serde's description of what it found, without the value itself (it may be personal data).
 fn plain_unexpected(unexpected: &str) -> &'static str {
     let kind = unexpected.split([' ', '`', '"']).next().unwrap_or_default();
@@ -259,26 +228,4 @@ fn plain_expected(expected: &str) -> String {
         "a boolean" => "true or false".to_owned(),
         other => other.to_owned(),
     }
-}
-
-/// The accepted values of the vocabulary field at `path`, if it is one.
-fn vocabulary_at(path: &str) -> Option<String> {
-    fn list<T: fmt::Display>(all: &[T]) -> String {
-        all.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-    let evidence_kind = path
-        .strip_prefix("problem.evidence[")
-        .is_some_and(|rest| rest.ends_with("].kind"));
-    Some(match path {
-        "channel" => list(Channel::ALL),
-        "customer.locale" => list(Locale::ALL),
-        "customer.tier" => list(CustomerTier::ALL),
-        "problem.kind" => list(ProblemKind::ALL),
-        "expected_resolution" => list(ExpectedResolution::ALL),
-        _ if evidence_kind => list(EvidenceKind::ALL),
-        _ => return None,
-    })
 }

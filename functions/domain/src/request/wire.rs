@@ -12,7 +12,133 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 
 use super::Quantity;
 use super::rules::MAX_URL_CHARS;
+use crate::kinds::{
+    Channel, CustomerTier, Evidence, EvidenceKind, ExpectedResolution, Locale, ProblemKind,
+};
 use crate::money::Amount;
+
+/// A value echoed in a message: at most 40 characters, control characters replaced.
+pub(super) fn shortened(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(40)
+        .collect();
+    if value.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// A closed vocabulary read from a JSON string only (serde_json would also take
+/// `{"web": null}` for a unit variant).
+pub(super) trait Vocabulary: Sized + Copy + 'static {
+    const VALUES: &'static [Self];
+    fn wire_name(self) -> &'static str;
+}
+
+macro_rules! vocabulary {
+    ($($name:ty),+) => {
+        $(impl Vocabulary for $name {
+            const VALUES: &'static [Self] = <$name>::ALL;
+            fn wire_name(self) -> &'static str {
+                self.as_str()
+            }
+        })+
+    };
+}
+
+vocabulary!(
+    Channel,
+    Locale,
+    CustomerTier,
+    ProblemKind,
+    EvidenceKind,
+    ExpectedResolution
+);
+
+fn wire_names<T: Vocabulary>() -> String {
+    T::VALUES
+        .iter()
+        .map(|v| v.wire_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct VocabularyVisitor<T>(PhantomData<T>);
+
+impl<T: Vocabulary> Visitor<'_> for VocabularyVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of: {}", wire_names::<T>())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+        T::VALUES
+            .iter()
+            .copied()
+            .find(|v| v.wire_name() == s)
+            .ok_or_else(|| {
+                E::custom(format!(
+                    "unknown value '{}', expected one of: {}",
+                    shortened(s),
+                    wire_names::<T>()
+                ))
+            })
+    }
+}
+
+pub(super) fn vocabulary<'de, D: Deserializer<'de>, T: Vocabulary>(d: D) -> Result<T, D::Error> {
+    d.deserialize_str(VocabularyVisitor(PhantomData))
+}
+
+struct OptionalVocabularyVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Vocabulary> Visitor<'de> for OptionalVocabularyVisitor<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of: {}", wire_names::<T>())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        vocabulary(d).map(Some)
+    }
+}
+
+/// An optional vocabulary value: absent or `null` is `None`.
+pub(super) fn optional_vocabulary<'de, D: Deserializer<'de>, T: Vocabulary>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    d.deserialize_option(OptionalVocabularyVisitor(PhantomData))
+}
+
+/// The shared [`Evidence`] as a request carries it, its `kind` read as a strict vocabulary.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestEvidence {
+    #[serde(deserialize_with = "vocabulary")]
+    kind: EvidenceKind,
+    url: String,
+}
+
+/// `problem.evidence`: objects only, kinds from the vocabulary.
+pub(super) fn evidence_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Evidence>, D::Error> {
+    let items: Vec<RequestEvidence> = objects(d)?;
+    Ok(items
+        .into_iter()
+        .map(|RequestEvidence { kind, url }| Evidence { kind, url })
+        .collect())
+}
 
 /// i64::MAX as an f64 bound: JSON integers beyond u64 arrive as floats.
 const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
