@@ -567,7 +567,7 @@ fn claim_amounts(
         .sum();
     let goods_paid = (paid - shipping_paid).max(0);
     let goods = if list_goods > goods_paid && list_goods > 0 {
-        claim_list * goods_paid / list_goods
+        share_of(goods_paid, claim_list, list_goods)
     } else {
         claim_list
     };
@@ -575,8 +575,7 @@ fn claim_amounts(
         let now_claimed = lines
             .iter()
             .filter(|e| e.line_id == l.line_id)
-            .map(|e| e.refundable)
-            .sum::<u32>();
+            .fold(0u32, |acc, e| acc.saturating_add(e.refundable));
         let before = history.order.refunded_quantity(&l.line_id);
         before.saturating_add(now_claimed) >= l.quantity.get()
     }) && claim_list > 0;
@@ -602,6 +601,23 @@ fn claim_amounts(
         cap: fit(cap, exceptions),
         refundable: fit(refundable, exceptions),
         whole_order,
+    }
+}
+
+/// `total × part / whole` rounded down, for `0 ≤ part ≤ whole` and `0 ≤ total < 2^63`. When
+/// the product does not fit in 128 bits (totals beyond 2^64 minor units) the ratio is computed
+/// on shifted values: still never more than `total`.
+fn share_of(total: i128, part: i128, whole: i128) -> i128 {
+    let (mut part, mut whole) = (part, whole);
+    loop {
+        if whole <= 0 {
+            return 0;
+        }
+        if let Some(product) = total.checked_mul(part) {
+            return (product / whole).min(total);
+        }
+        part >>= 1;
+        whole >>= 1;
     }
 }
 
@@ -678,6 +694,21 @@ mod tests {
             safety_terms("充电器冒烟了，还有点漏电", &policy),
             vec!["冒烟".to_owned(), "漏电".to_owned()]
         );
+    }
+
+    #[test]
+    fn a_discount_is_shared_out_in_proportion_and_rounded_down() {
+        assert_eq!(share_of(54_500, 19_900, 59_700), 18_166);
+        assert_eq!(share_of(100, 0, 59_700), 0);
+        assert_eq!(share_of(100, 5, 0), 0);
+    }
+
+    #[test]
+    fn a_share_of_totals_beyond_128_bits_stays_within_the_total() {
+        let total = i128::from(i64::MAX);
+        let whole = i128::from(i64::MAX) * i128::from(u32::MAX) * 3;
+        assert_eq!(share_of(total, whole, whole), total);
+        assert_eq!(share_of(total, whole / 3, whole), total / 3);
     }
 
     #[test]
