@@ -647,8 +647,8 @@ fn evidence_check(request: &ServiceRequest, policy: &Policy, kind: ProblemKind) 
 }
 
 /// The policy's safety terms found in the description, each once, in policy order. A term that
-/// starts with a letter or digit must start a word ("fire" matches "fire!" and "firing" does not
-/// match "campfire"); terms in scripts without spaces (Chinese) match anywhere.
+/// starts with a letter or digit must start a word ("fire" matches "fire!" but not
+/// "campfire"); terms in scripts without spaces (Chinese) match anywhere.
 fn safety_terms(description: &str, policy: &Policy) -> Vec<String> {
     let text = description.to_lowercase();
     let mut found: Vec<String> = Vec::new();
