@@ -118,14 +118,9 @@ impl From<ExpectedResolution> for ResolutionKind {
 
 vocabulary!(
     /// The merchant's loyalty tier for the customer; policy decides what each tier gets.
-    CustomerTier { Standard = "standard", Silver = "silver", Gold = "gold", Vip = "vip" }
+    #[derive(Default)]
+    CustomerTier { #[default] Standard = "standard", Silver = "silver", Gold = "gold", Vip = "vip" }
 );
-
-impl Default for CustomerTier {
-    fn default() -> Self {
-        CustomerTier::Standard
-    }
-}
 
 vocabulary!(
     /// Languages we write to customers in.
