@@ -1,0 +1,574 @@
+//! The local workflow engine: each ticket's run is an `asl::Execution` of the real
+//! `workflows/after-sales.asl.json`, driven on a tokio task with the step handlers called
+//! in-process, and persisted in the store after every advance, so a run parked on a
+//! `.waitForTaskToken` or a `Wait` survives a restart.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use aftersales_domain::{Department, Policy, TicketId};
+use aftersales_service::adapters::feedback::{
+    FeedbackMessage, FeedbackPublisher, PublishError, UndeliveredMessage,
+};
+use aftersales_service::adapters::notify::{
+    Delivery, FanOut, NotificationChannel, NotifyError, OutgoingMessage,
+};
+use aftersales_service::adapters::payment::InMemoryPaymentGateway;
+use aftersales_service::adapters::workflow::{StartOutcome, WorkflowClient, WorkflowError};
+use aftersales_service::handlers::steps::{
+    self, StepError, diagnose, execute_refund, notify, propose, survey,
+};
+use asl::{
+    ApiError, Clock as _, Execution, ExecutionStatus, ResourceKind, ResourceResolver, StartOptions,
+    StateMachine, TaskFailure, TaskRequest,
+};
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+use crate::store::LocalStore;
+
+/// The local state machine's ARN: executions are `...:execution:after-sales:<ticket id>`.
+pub const STATE_MACHINE_ARN: &str = "arn:aws:states:local:000000000000:stateMachine:after-sales";
+
+/// The SAM template's `DefinitionSubstitutions` and the step each one names.
+const SUBSTITUTIONS: &[(&str, &str)] = &[
+    ("DiagnoseFunctionArn", "diagnose"),
+    ("ProposeFunctionArn", "propose"),
+    ("ExecuteRefundFunctionArn", "execute-refund"),
+    ("NotifyFunctionArn", "notify"),
+    ("SurveyFunctionArn", "survey"),
+];
+
+fn local_arn(step: &str) -> String {
+    format!("arn:aws:lambda:local:000000000000:function:aftersales-{step}")
+}
+
+/// Loads the workflow file with its `${...}Arn` placeholders replaced by local ARNs.
+pub fn load_machine(path: &Path) -> Result<StateMachine, String> {
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|e| format!("the workflow {} cannot be read: {e}", path.display()))?;
+    for (name, step) in SUBSTITUTIONS {
+        text = text.replace(&format!("${{{name}}}"), &local_arn(step));
+    }
+    if let Some(at) = text.find("${") {
+        let rest: String = text[at..].chars().take(60).collect();
+        return Err(format!(
+            "the workflow {} has a substitution the local stack does not know: {rest}",
+            path.display()
+        ));
+    }
+    StateMachine::from_json_str(&text)
+        .map_err(|e| format!("the workflow {} is not valid: {e}", path.display()))
+}
+
+/// The engine's clock, `scale` times faster than the wall clock (waits end `scale` times sooner).
+#[derive(Debug)]
+pub struct ScaledClock {
+    origin: Timestamp,
+    scale: u32,
+}
+
+impl ScaledClock {
+    pub fn new(scale: u32) -> ScaledClock {
+        ScaledClock {
+            origin: Timestamp::now(),
+            scale: scale.max(1),
+        }
+    }
+
+    /// How long to really wait until the engine's `deadline`.
+    fn real_wait(&self, deadline: Timestamp) -> std::time::Duration {
+        let left = deadline.duration_since(self.now());
+        if left <= SignedDuration::ZERO {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::try_from(left / i32::try_from(self.scale).unwrap_or(i32::MAX))
+            .unwrap_or(std::time::Duration::ZERO)
+    }
+}
+
+#[async_trait]
+impl asl::Clock for ScaledClock {
+    fn now(&self) -> Timestamp {
+        let real = Timestamp::now().duration_since(self.origin);
+        let scaled = real
+            .checked_mul(i32::try_from(self.scale).unwrap_or(i32::MAX))
+            .unwrap_or(SignedDuration::MAX);
+        self.origin.checked_add(scaled).unwrap_or(Timestamp::MAX)
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        tokio::time::sleep(self.real_wait(deadline)).await;
+    }
+
+    fn is_real(&self) -> bool {
+        true
+    }
+}
+
+impl aftersales_service::clock::Clock for ScaledClock {
+    fn now(&self) -> Timestamp {
+        asl::Clock::now(self)
+    }
+}
+
+/// Department feedback into the store's queues.
+struct LocalQueues(LocalStore);
+
+#[async_trait]
+impl FeedbackPublisher for LocalQueues {
+    async fn publish(&self, messages: &[FeedbackMessage]) -> Result<(), PublishError> {
+        let mut undelivered = Vec::new();
+        for message in messages {
+            let body = json!({"ticket_id": message.ticket_id.as_str(), "body": message.body});
+            if let Err(error) = self
+                .0
+                .enqueue(
+                    &department_name(message.department),
+                    &message.dedup_id,
+                    body,
+                )
+                .await
+            {
+                tracing::warn!(ticket_id = %message.ticket_id, %error, "feedback not queued");
+                undelivered.push(UndeliveredMessage {
+                    dedup_id: message.dedup_id.clone(),
+                    ticket_id: message.ticket_id.clone(),
+                    department: message.department,
+                    code: "LocalStoreUnavailable".to_owned(),
+                    attempts: 1,
+                });
+            }
+        }
+        if undelivered.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError::Undelivered { undelivered })
+        }
+    }
+}
+
+/// A department's queue name, as the domain spells it (`quality`, `logistics`, ...).
+pub fn department_name(department: Department) -> String {
+    serde_json::to_value(department)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{department:?}").to_lowercase())
+}
+
+/// Customer notifications into the store's outbox instead of being sent.
+struct LocalOutbox(LocalStore);
+
+const OUTBOX: &str = "outbox";
+
+#[async_trait]
+impl NotificationChannel for LocalOutbox {
+    fn name(&self) -> &'static str {
+        OUTBOX
+    }
+
+    async fn send(&self, msg: &OutgoingMessage) -> Result<Delivery, NotifyError> {
+        let body = serde_json::to_value(msg).map_err(|e| NotifyError::Rejected {
+            channel: OUTBOX,
+            reason: e.to_string(),
+        })?;
+        let seq = self
+            .0
+            .push_outbox(&msg.idempotency_key().to_string(), body)
+            .await
+            .map_err(|e| NotifyError::Retryable {
+                channel: OUTBOX,
+                reason: e.to_string(),
+            })?;
+        Ok(Delivery {
+            channel: OUTBOX,
+            reference: Some(format!("outbox-{seq}")),
+        })
+    }
+}
+
+/// The workflow's Lambda functions, called in-process.
+struct Steps {
+    diagnose: diagnose::DiagnoseDeps,
+    propose: propose::ProposeDeps,
+    refund: execute_refund::ExecuteRefundDeps,
+    notify: notify::NotifyDeps,
+    survey: survey::SurveyDeps,
+}
+
+fn task_failure(error: StepError) -> TaskFailure {
+    TaskFailure::new(error.name(), error.to_string())
+}
+
+fn output<T: serde::Serialize>(out: Result<T, StepError>) -> Result<Value, TaskFailure> {
+    let out = out.map_err(task_failure)?;
+    serde_json::to_value(out).map_err(|e| TaskFailure::new("States.Runtime", e.to_string()))
+}
+
+#[async_trait]
+impl ResourceResolver for Steps {
+    async fn invoke(&self, request: TaskRequest) -> Result<Value, TaskFailure> {
+        let function = match &request.kind {
+            ResourceKind::LambdaFunction { function_arn } => function_arn.as_str(),
+            ResourceKind::LambdaInvoke { function_name } => function_name.as_str(),
+            _ => {
+                return Err(TaskFailure::new(
+                    "States.Runtime",
+                    format!(
+                        "the local stack runs Lambda tasks only, not {}",
+                        request.resource
+                    ),
+                ));
+            }
+        };
+        let step = SUBSTITUTIONS
+            .iter()
+            .map(|(_, step)| *step)
+            .find(|step| function == local_arn(step))
+            .ok_or_else(|| {
+                TaskFailure::new(
+                    "Lambda.ResourceNotFoundException",
+                    format!("no local function {function}"),
+                )
+            })?;
+        let input = request.input;
+        match step {
+            "diagnose" => {
+                let input = steps::parse_input(input).map_err(task_failure)?;
+                output(diagnose::handle(input, &self.diagnose).await)
+            }
+            "propose" => {
+                let input = steps::parse_input(input).map_err(task_failure)?;
+                output(propose::handle(input, &self.propose).await)
+            }
+            "execute-refund" => {
+                let input = steps::parse_input(input).map_err(task_failure)?;
+                output(execute_refund::handle(input, &self.refund).await)
+            }
+            "notify" => {
+                let input = steps::parse_input(input).map_err(task_failure)?;
+                output(notify::handle(input, &self.notify).await)
+            }
+            _ => {
+                let input = steps::parse_input(input).map_err(task_failure)?;
+                output(survey::handle(input, &self.survey).await)
+            }
+        }
+    }
+}
+
+/// Starts, resumes and wakes the local executions.
+pub struct Runner {
+    store: LocalStore,
+    machine: Option<StateMachine>,
+    missing: String,
+    steps: Steps,
+    clock: Arc<ScaledClock>,
+    /// One driver at a time per execution.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Which execution each pending task token belongs to.
+    tokens: Mutex<HashMap<String, String>>,
+    /// When each sleeping execution wakes (engine time).
+    wakeups: Mutex<HashMap<String, Timestamp>>,
+    timer: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn workflow_error(error: ApiError) -> WorkflowError {
+    match error {
+        ApiError::InvalidToken(_) => WorkflowError::InvalidToken,
+        ApiError::TaskDoesNotExist(_) | ApiError::ExecutionNotRunning(_) => {
+            WorkflowError::TaskDoesNotExist
+        }
+        other => WorkflowError::InvalidRequest {
+            code: "InvalidOutput".to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> WorkflowError {
+    tracing::error!(%error, "local workflow store failed");
+    WorkflowError::Transient {
+        code: "LocalStoreUnavailable".to_owned(),
+    }
+}
+
+impl Runner {
+    /// `machine` is `Err(why)` when the workflow file is missing or invalid: requests are then
+    /// stored but their runs refused with `why`, until `serve` restarts with a workflow.
+    pub fn new(
+        store: LocalStore,
+        machine: Result<StateMachine, String>,
+        policy: Arc<Policy>,
+        scale: u32,
+    ) -> Arc<Runner> {
+        let clock = Arc::new(ScaledClock::new(scale));
+        let service_clock: Arc<dyn aftersales_service::clock::Clock> = clock.clone();
+        let tickets: Arc<dyn aftersales_service::store::TicketStore> = Arc::new(store.clone());
+        let steps = Steps {
+            diagnose: diagnose::DiagnoseDeps {
+                store: tickets.clone(),
+                policy: policy.clone(),
+                clock: service_clock.clone(),
+            },
+            propose: propose::ProposeDeps {
+                store: tickets.clone(),
+                policy: policy.clone(),
+                clock: service_clock.clone(),
+            },
+            refund: execute_refund::ExecuteRefundDeps {
+                store: tickets.clone(),
+                ledger: Arc::new(store.clone()),
+                gateway: Arc::new(InMemoryPaymentGateway::new()),
+                clock: service_clock.clone(),
+            },
+            notify: notify::NotifyDeps {
+                store: tickets.clone(),
+                channels: FanOut::new(vec![Arc::new(LocalOutbox(store.clone()))]),
+                policy: policy.clone(),
+                clock: service_clock.clone(),
+                return_address: None,
+                survey_link: None,
+            },
+            survey: survey::SurveyDeps {
+                store: tickets,
+                feedback: Arc::new(LocalQueues(store.clone())),
+                policy,
+                clock: service_clock,
+            },
+        };
+        let (machine, missing) = match machine {
+            Ok(machine) => (Some(machine), String::new()),
+            Err(why) => (None, why),
+        };
+        Arc::new(Runner {
+            store,
+            machine,
+            missing,
+            steps,
+            clock,
+            locks: Mutex::default(),
+            tokens: Mutex::default(),
+            wakeups: Mutex::default(),
+            timer: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock_for(&self, ticket: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.locks)
+            .entry(ticket.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Resumes every running execution in the store and starts the timer; returns how many.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, String> {
+        let executions = self.store.executions().await.map_err(|e| e.to_string())?;
+        let mut running = 0;
+        for (ticket, json) in executions {
+            let execution = Execution::from_json(&json)
+                .map_err(|e| format!("the stored run of ticket {ticket} is unreadable: {e}"))?;
+            if execution.status() == ExecutionStatus::Running {
+                running += 1;
+                self.note(&ticket, &execution);
+                self.spawn_drive(ticket);
+            }
+        }
+        let runner = Arc::clone(self);
+        tokio::spawn(async move { runner.timer_loop().await });
+        Ok(running)
+    }
+
+    fn note(&self, ticket: &str, execution: &Execution) {
+        {
+            let mut tokens = lock(&self.tokens);
+            tokens.retain(|_, t| t != ticket);
+            for token in execution.pending_task_tokens() {
+                tokens.insert(token, ticket.to_owned());
+            }
+        }
+        let mut wakeups = lock(&self.wakeups);
+        match execution.next_wakeup() {
+            Some(at) => {
+                wakeups.insert(ticket.to_owned(), at);
+            }
+            None => {
+                wakeups.remove(ticket);
+            }
+        }
+        self.timer.notify_one();
+    }
+
+    fn spawn_drive(self: &Arc<Self>, ticket: String) {
+        let runner = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(error) = runner.drive(&ticket).await {
+                tracing::error!(ticket_id = %ticket, %error, "local run not advanced");
+            }
+        });
+    }
+
+    /// Runs what can run now, then persists the execution.
+    async fn drive(&self, ticket: &str) -> Result<(), String> {
+        let guard = self.lock_for(ticket);
+        let _held = guard.lock().await;
+        let Some(json) = self
+            .store
+            .execution(ticket)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let mut execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
+        execution.advance(&self.steps, self.clock.as_ref()).await;
+        let json = execution.to_json().map_err(|e| e.to_string())?;
+        self.store
+            .put_execution(ticket, json)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.note(ticket, &execution);
+        Ok(())
+    }
+
+    async fn timer_loop(self: Arc<Self>) {
+        loop {
+            let next = lock(&self.wakeups).values().min().copied();
+            let wait = next.map(|at| self.clock.real_wait(at));
+            match wait {
+                Some(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.timer.notified() => continue,
+                    }
+                }
+                None => {
+                    self.timer.notified().await;
+                    continue;
+                }
+            }
+            let now = asl::Clock::now(self.clock.as_ref());
+            let due: Vec<String> = {
+                let mut wakeups = lock(&self.wakeups);
+                let due: Vec<String> = wakeups
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for ticket in &due {
+                    wakeups.remove(ticket);
+                }
+                due
+            };
+            for ticket in due {
+                self.spawn_drive(ticket);
+            }
+        }
+    }
+
+    /// Applies `change` to the execution waiting on `token` and persists it, then advances it.
+    async fn resume(
+        self: &Arc<Self>,
+        token: &str,
+        change: impl FnOnce(&mut Execution) -> Result<(), ApiError>,
+    ) -> Result<(), WorkflowError> {
+        let ticket = lock(&self.tokens)
+            .get(token)
+            .cloned()
+            .ok_or(WorkflowError::TaskDoesNotExist)?;
+        {
+            let guard = self.lock_for(&ticket);
+            let _held = guard.lock().await;
+            let json = self
+                .store
+                .execution(&ticket)
+                .await
+                .map_err(unavailable)?
+                .ok_or(WorkflowError::TaskDoesNotExist)?;
+            let mut execution = Execution::from_json(&json).map_err(unavailable)?;
+            change(&mut execution).map_err(workflow_error)?;
+            let json = execution.to_json().map_err(unavailable)?;
+            self.store
+                .put_execution(&ticket, json)
+                .await
+                .map_err(unavailable)?;
+            self.note(&ticket, &execution);
+        }
+        self.spawn_drive(ticket);
+        Ok(())
+    }
+}
+
+/// The `WorkflowClient` the HTTP handlers get.
+#[derive(Clone)]
+pub struct LocalWorkflow(pub Arc<Runner>);
+
+#[async_trait]
+impl WorkflowClient for LocalWorkflow {
+    async fn start(
+        &self,
+        ticket_id: &TicketId,
+        input: &Value,
+    ) -> Result<StartOutcome, WorkflowError> {
+        let runner = &self.0;
+        let Some(machine) = &runner.machine else {
+            tracing::error!(ticket_id = %ticket_id, reason = %runner.missing, "run not started");
+            return Err(WorkflowError::Failed {
+                code: "StateMachineDoesNotExist".to_owned(),
+                message: runner.missing.clone(),
+            });
+        };
+        let options = StartOptions {
+            name: Some(ticket_id.as_str().to_owned()),
+            state_machine_arn: Some(STATE_MACHINE_ARN.to_owned()),
+            ..StartOptions::default()
+        };
+        let execution = Execution::start(machine, input.clone(), options, runner.clock.as_ref());
+        let execution_arn = execution.info().execution_arn.clone();
+        let json = execution.to_json().map_err(unavailable)?;
+        let new = runner
+            .store
+            .insert_execution(ticket_id.as_str(), json)
+            .await
+            .map_err(unavailable)?;
+        if new {
+            runner.spawn_drive(ticket_id.as_str().to_owned());
+            Ok(StartOutcome::Started { execution_arn })
+        } else {
+            Ok(StartOutcome::AlreadyStarted { execution_arn })
+        }
+    }
+
+    async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
+        let output = output.clone();
+        self.0
+            .resume(token, move |e| e.send_task_success(token, output))
+            .await
+    }
+
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.0
+            .resume(token, |e| {
+                e.send_task_failure(token, Some(error.to_owned()), Some(cause.to_owned()))
+            })
+            .await
+    }
+
+    async fn send_task_heartbeat(&self, token: &str) -> Result<(), WorkflowError> {
+        let clock = Arc::clone(&self.0.clock);
+        self.0
+            .resume(token, move |e| e.send_task_heartbeat(token, clock.as_ref()))
+            .await
+    }
+}

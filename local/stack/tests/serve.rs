@@ -1,0 +1,280 @@
+//! `aftersales-local serve` as a process: start-up errors, signed requests over HTTP, and runs
+//! that survive `kill -9`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aftersales_service::signature::{WebhookSecret, sign};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aftersales-local");
+const SECRET: &str = "whsec_local_stack_test";
+
+/// A run that waits an hour (3.6 s at `--time-scale 1000`) and then succeeds.
+const WAITING_WORKFLOW: &str = r#"{
+  "StartAt": "AwaitParcel",
+  "States": {
+    "AwaitParcel": {"Type": "Wait", "Seconds": 3600, "Next": "Done"},
+    "Done": {"Type": "Succeed"}
+  }
+}"#;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("AFTERSALES_WEBHOOK_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `serve` and waits for its `listening on` line.
+async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+    let port = free_port().to_string();
+    let mut args = vec!["serve", "--port", &port];
+    args.extend_from_slice(extra);
+    let mut child = command(data_dir, &args).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("serve printed nothing within 30 s")
+        .unwrap()
+        .expect("serve exited before listening");
+    assert_eq!(line, format!("listening on http://127.0.0.1:{port}"));
+    Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn workflow_file(dir: &Path) -> String {
+    let path = dir.join("waiting.asl.json");
+    std::fs::write(&path, WAITING_WORKFLOW).unwrap();
+    path.display().to_string()
+}
+
+fn body(request_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "request_id": request_id, "channel": "web", "submitted_at": "2026-11-20T09:30:00Z",
+        "customer": {"id": "C-1001", "name": "Li Lei", "email": "li@example.com", "locale": "en"},
+        "order": {"id": "ORD-5521", "currency": "CNY", "placed_at": "2026-11-01T10:00:00Z",
+                  "delivered_at": "2026-11-03T15:20:00Z", "shipping_paid": 1000,
+                  "lines": [{"line_id": "L1", "sku": "KB-87", "title": "Keyboard",
+                             "category": "electronics", "quantity": 2, "unit_price": 29900,
+                             "final_sale": false}],
+                  "payment": {"provider": "stripe", "reference": "pi_3N", "paid": 60800}},
+        "problem": {"kind": "damaged_in_transit", "description": "cracked case",
+                    "lines": [{"line_id": "L1", "quantity": 1}],
+                    "evidence": [{"kind": "photo", "url": "https://example.com/p.jpg"}]},
+        "expected_resolution": "refund"
+    }))
+    .unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Value) {
+    let secret = WebhookSecret::new(SECRET).unwrap();
+    let signature = sign(&secret, Timestamp::now(), &body);
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-aftersales-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let secret = WebhookSecret::new(SECRET).unwrap();
+    let response = client
+        .get(url)
+        .header(
+            "x-aftersales-signature",
+            sign(&secret, Timestamp::now(), b""),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn runs(data_dir: &Path, args: &[&str]) -> String {
+    let out = command(data_dir, args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_request_is_accepted_once_and_its_run_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = workflow_file(dir.path());
+    let flags = ["--time-scale", "1000", "--workflow", workflow.as_str()];
+    let mut server = start(dir.path(), &flags).await;
+    let client = reqwest::Client::new();
+    let requests = format!("{}/v1/requests", server.url);
+
+    let (status, first) = post(&client, &requests, body("evt_kill9")).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post(&client, &requests, body("evt_kill9")).await;
+    assert_eq!((status, &again), (200, &first));
+    let ticket = first["ticket_id"].as_str().unwrap().to_owned();
+    let (status, shown) = get(&client, &format!("{}/v1/tickets/{ticket}", server.url)).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["ticket_id"], ticket.as_str());
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let listed = runs(dir.path(), &["runs", "list"]).await;
+    assert!(
+        listed.contains(&ticket) && listed.contains("RUNNING"),
+        "{listed}"
+    );
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    let server = start(dir.path(), &flags).await;
+    let (status, _) = get(&client, &format!("{}/v1/tickets/{ticket}", server.url)).await;
+    assert_eq!(status, 200, "the ticket survived");
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = runs(dir.path(), &["runs", "show", &ticket]).await;
+        if shown.contains("SUCCEEDED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(shown.contains("status:     SUCCEEDED"), "{shown}");
+    assert!(shown.contains("AwaitParcel"), "{shown}");
+    assert!(!shown.contains("li@example.com"), "personal data is masked");
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_401_and_an_unknown_route_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = workflow_file(dir.path());
+    let server = start(dir.path(), &["--workflow", workflow.as_str()]).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/v1/requests", server.url))
+        .header("content-type", "application/json")
+        .header("x-aftersales-signature", "t=1,v1=00")
+        .body(body("evt_bad"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let (status, answer) = get(&client, &format!("{}/v2/nothing", server.url)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_kept_in_the_data_directory_readable_by_the_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = workflow_file(dir.path());
+    let port = free_port().to_string();
+    let mut child = command(
+        dir.path(),
+        &["serve", "--port", &port, "--workflow", &workflow],
+    )
+    .env_remove("AFTERSALES_WEBHOOK_SECRET")
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(line.starts_with("listening on "));
+    let file = dir.path().join("webhook-secret");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("whsec_")
+    );
+}
+
+async fn fails_with(data_dir: &Path, args: &[&str], words: &str) {
+    let out = tokio::time::timeout(Duration::from_secs(30), command(data_dir, args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or("");
+    assert!(line.contains(words), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn a_busy_port_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    fails_with(dir.path(), &["serve", "--port", &port], "already in use").await;
+}
+
+#[tokio::test]
+async fn a_corrupt_store_file_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("store.redb"), b"not a store".repeat(500)).unwrap();
+    let port = free_port().to_string();
+    fails_with(
+        dir.path(),
+        &["serve", "--port", &port],
+        "not a readable store file",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unwritable_data_directory_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let port = free_port().to_string();
+    fails_with(
+        &blocker.join("data"),
+        &["serve", "--port", &port],
+        "not writable",
+    )
+    .await;
+}

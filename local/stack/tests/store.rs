@@ -1,0 +1,369 @@
+//! The durable store keeps the store contract (`functions/service/tests/store_contract.rs`):
+//! its key behaviours here, and a differential test against `MemoryStore`, the reference.
+
+use std::sync::Arc;
+
+use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent};
+use aftersales_domain::ticket::Ticket;
+use aftersales_domain::{
+    CustomerId, LineId, Money, OrderId, ProblemKind, RequestId, Responsibility, ServiceRequest,
+    TicketId,
+};
+use aftersales_local::store::{LocalStore, OpenError};
+use aftersales_service::store::{
+    Created, LedgerEntry, MemoryStore, RefundIntent, RefundLedger, Reservation, StoreError,
+    StoredReceipt, TicketStore,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+fn base() -> Timestamp {
+    "2026-11-20T09:30:00Z".parse().unwrap()
+}
+
+fn cny(minor: i64) -> Money {
+    Money::new(minor, "CNY".parse().unwrap())
+}
+
+fn request(request_id: &str, customer: &str, order: &str) -> ServiceRequest {
+    serde_json::from_value(json!({
+        "request_id": request_id, "channel": "app", "submitted_at": "2026-11-20T09:29:00Z",
+        "customer": {"id": customer, "locale": "en", "email": "someone@example.com"},
+        "order": {"id": order, "currency": "CNY", "placed_at": "2026-11-01T10:00:00Z",
+                  "delivered_at": "2026-11-05T10:00:00Z",
+                  "lines": [{"line_id": "L1", "sku": "KB-87", "title": "Keyboard",
+                             "category": "electronics", "quantity": 3, "unit_price": 29900}],
+                  "payment": {"provider": "stripe", "reference": "pi_1", "paid": 89700}},
+        "problem": {"kind": "quality_defect", "description": "keys stick",
+                    "lines": [{"line_id": "L1", "quantity": 1}]}
+    }))
+    .unwrap()
+}
+
+fn ticket(n: u128, request_id: &str, customer: &str, order: &str) -> (Ticket, AuditEvent) {
+    Ticket::open(
+        TicketId::generate(base(), n),
+        request(request_id, customer, order),
+        "f".repeat(64),
+        base(),
+        base() + SignedDuration::from_mins(60),
+        base() + SignedDuration::from_hours(48),
+    )
+}
+
+fn diagnose(ticket: &mut Ticket) -> AuditEvent {
+    let entry = ticket
+        .record(
+            base() + SignedDuration::from_mins(1),
+            Actor::system("test"),
+            TicketEvent::Diagnosed {
+                problem_kind: ProblemKind::QualityDefect,
+                responsibility: Responsibility::Merchant,
+                needs_evidence: false,
+                needs_review: false,
+            },
+        )
+        .unwrap();
+    ticket.version += 1;
+    entry
+}
+
+fn intent(key: &str, order: &str, customer: &str, minor: i64) -> RefundIntent {
+    RefundIntent {
+        idempotency_key: key.to_owned(),
+        ticket_id: TicketId::generate(base(), 99),
+        order_id: OrderId::new(order).unwrap(),
+        customer_id: CustomerId::new(customer).unwrap(),
+        amount: cny(minor),
+        lines: vec![(LineId::new("L1").unwrap(), 1)],
+        at: base(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<LocalStore> {
+    Arc::new(LocalStore::open(dir.path()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_creates_for_one_request_id_make_exactly_one_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let attempts: Vec<_> = (0..50u128)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let (ticket, first) = ticket(1000 + n, "evt-storm", "C-1", "O-1");
+                (
+                    ticket.id.clone(),
+                    store.create(&ticket, &first).await.unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut existing = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            (id, Created::New) => winners.push(id),
+            (_, Created::Existing(ticket)) => existing.push(ticket.id),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert!(existing.iter().all(|id| *id == winners[0]));
+    let found = store
+        .find_by_request(&RequestId::new("evt-storm").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, winners[0]);
+    assert_eq!(store.audit_trail(&found.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn save_with_a_stale_version_conflicts_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (mut first_copy, first) = ticket(1, "evt-1", "C-1", "O-1");
+    store.create(&first_copy, &first).await.unwrap();
+    let mut second_copy = first_copy.clone();
+    let entry = diagnose(&mut first_copy);
+    store.save(&first_copy, 1, &[entry]).await.unwrap();
+
+    let stale = diagnose(&mut second_copy);
+    let refused = store.save(&second_copy, 1, &[stale]).await;
+
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.get(&first_copy.id).await.unwrap().unwrap(),
+        first_copy
+    );
+    assert_eq!(store.audit_trail(&first_copy.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_reused_audit_seq_conflicts_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (mut t, first) = ticket(1, "evt-1", "C-1", "O-1");
+    store.create(&t, &first).await.unwrap();
+    let before = t.clone();
+    diagnose(&mut t);
+    let refused = store.save(&t, 1, std::slice::from_ref(&first)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.get(&t.id).await.unwrap().unwrap(), before);
+}
+
+#[tokio::test]
+async fn save_of_an_unknown_ticket_is_not_found_and_a_bad_version_step_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (mut t, first) = ticket(1, "evt-1", "C-1", "O-1");
+    let entry = diagnose(&mut t);
+    assert!(matches!(
+        store.save(&t, 1, std::slice::from_ref(&entry)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (fresh, first_again) = (t.clone(), first.clone());
+    store
+        .create(&ticket(1, "evt-1", "C-1", "O-1").0, &first_again)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.save(&fresh, 0, &[entry]).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let attempts: Vec<_> = (0..20)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .reserve(
+                        &intent(&format!("storm-{n}:refund"), "O-STORM", "C-1", 100),
+                        cny(1000),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let (mut reserved, mut refused) = (0, 0);
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(Reservation::Reserved) => reserved += 1,
+            Err(StoreError::CapExceeded { available, .. }) => {
+                assert!(available.minor < 100);
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, refused), (10, 10));
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-STORM").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(1000))
+    );
+}
+
+#[tokio::test]
+async fn ledger_reserve_complete_release_follow_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let order = OrderId::new("O-1").unwrap();
+    let a = intent("a:refund", "O-1", "C-1", 600);
+    let receipt = StoredReceipt {
+        provider_refund_id: "re_1".into(),
+        amount: cny(600),
+        at: base(),
+    };
+    assert_eq!(
+        store.reserve(&a, cny(1000)).await.unwrap(),
+        Reservation::Reserved
+    );
+    assert_eq!(
+        store.reserve(&a, cny(1000)).await.unwrap(),
+        Reservation::AlreadyReserved(a.clone())
+    );
+    assert!(matches!(
+        store
+            .reserve(&intent("b:refund", "O-1", "C-1", 500), cny(1000))
+            .await,
+        Err(StoreError::CapExceeded { .. })
+    ));
+    store.complete("a:refund", &receipt).await.unwrap();
+    store.complete("a:refund", &receipt).await.unwrap();
+    assert_eq!(
+        store.reserve(&a, cny(1000)).await.unwrap(),
+        Reservation::AlreadyCompleted(receipt.clone())
+    );
+    assert!(matches!(
+        store.release("a:refund").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.release("zz").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let b = intent("b:refund", "O-1", "C-1", 400);
+    store.reserve(&b, cny(1000)).await.unwrap();
+    store.release("b:refund").await.unwrap();
+    assert_eq!(store.entry("b:refund").await.unwrap(), None);
+    assert_eq!(store.committed(&order).await.unwrap(), Some(cny(600)));
+    assert_eq!(
+        store.reserve(&b, cny(1000)).await.unwrap(),
+        Reservation::Reserved
+    );
+    assert!(matches!(
+        store.entry("a:refund").await.unwrap(),
+        Some(LedgerEntry::Completed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn everything_survives_closing_and_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, first) = ticket(1, "evt-1", "C-1", "O-1");
+    {
+        let store = open(&dir);
+        store.create(&t, &first).await.unwrap();
+        let entry = diagnose(&mut t);
+        store.save(&t, 1, &[entry]).await.unwrap();
+        store
+            .reserve(&intent("k:refund", "O-1", "C-1", 700), cny(1000))
+            .await
+            .unwrap();
+        store
+            .put_execution(t.id.as_str(), "{\"run\":1}".into())
+            .await
+            .unwrap();
+        store
+            .enqueue("quality", "k1", json!({"n": 1}))
+            .await
+            .unwrap();
+        store
+            .enqueue("quality", "k1", json!({"n": 1}))
+            .await
+            .unwrap();
+        store.push_outbox("m1", json!({"n": 2})).await.unwrap();
+    }
+    let store = open(&dir);
+    assert_eq!(store.get(&t.id).await.unwrap().unwrap(), t);
+    assert_eq!(store.audit_trail(&t.id).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-1").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(700))
+    );
+    assert_eq!(
+        store.execution(t.id.as_str()).await.unwrap().as_deref(),
+        Some("{\"run\":1}")
+    );
+    let reader = store.reader();
+    assert_eq!(
+        reader.queue("quality").unwrap().len(),
+        1,
+        "one record per key"
+    );
+    assert_eq!(reader.outbox().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn history_agrees_with_the_reference_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = open(&dir);
+    let memory = MemoryStore::new();
+    let (t1, f1) = ticket(1, "evt-1", "C-1", "O-1");
+    let (t2, f2) = ticket(2, "evt-2", "C-1", "O-2");
+    let (t3, f3) = ticket(3, "evt-3", "C-2", "O-1");
+    for (t, f) in [(&t1, &f1), (&t2, &f2), (&t3, &f3)] {
+        local.create(t, f).await.unwrap();
+        memory.create(t, f).await.unwrap();
+    }
+    for i in [
+        intent("r1", "O-1", "C-1", 300),
+        intent("r2", "O-2", "C-1", 200),
+    ] {
+        local.reserve(&i, cny(89700)).await.unwrap();
+        memory.reserve(&i, cny(89700)).await.unwrap();
+    }
+    local.release("r2").await.unwrap();
+    memory.release("r2").await.unwrap();
+
+    let since = base() - SignedDuration::from_hours(24 * 90);
+    for (t, _) in [(&t1, &f1), (&t2, &f2), (&t3, &f3)] {
+        assert_eq!(
+            local.history(&t.request, &t.id, since).await.unwrap(),
+            memory.history(&t.request, &t.id, since).await.unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_store_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(aftersales_local::store::FILE_NAME),
+        b"this is not a database".repeat(300),
+    )
+    .unwrap();
+    match LocalStore::open(dir.path()) {
+        Err(OpenError::Corrupt { .. }) => {}
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+}
