@@ -324,13 +324,26 @@ impl Reader {
                 reason: "no such file (has `serve` or `demo` run with this data directory?)".into(),
             });
         }
-        let db = Database::builder()
+        let opened = Database::builder()
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .open_read_only(&path)
-            .map_err(|e| open_error(&path, e))?;
-        Ok(Reader {
-            db: Source::ReadOnly(db),
-        })
+            .open_read_only(&path);
+        match opened {
+            Ok(db) => Ok(Reader {
+                db: Source::ReadOnly(db),
+            }),
+            // Left unclean by a stopped `serve` (a read-only handle may not repair): no writer
+            // holds it, so open it for writing, which repairs it, and read from that.
+            Err(DatabaseError::RepairAborted) => {
+                let db = Database::builder()
+                    .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+                    .open(&path)
+                    .map_err(|e| open_error(&path, e))?;
+                Ok(Reader {
+                    db: Source::Writer(Arc::new(db)),
+                })
+            }
+            Err(e) => Err(open_error(&path, e)),
+        }
     }
 
     fn begin(&self) -> Result<ReadTransaction, StoreError> {

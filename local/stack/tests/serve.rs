@@ -161,6 +161,8 @@ async fn a_request_is_accepted_once_and_its_run_survives_kill_9() {
     );
     server.child.start_kill().unwrap();
     server.child.wait().await.unwrap();
+    let listed = runs(dir.path(), &["runs", "list"]).await;
+    assert!(listed.contains(&ticket), "readable after kill -9: {listed}");
 
     let server = start(dir.path(), &flags).await;
     let (status, _) = get(&client, &format!("{}/v1/tickets/{ticket}", server.url)).await;
@@ -277,4 +279,89 @@ async fn an_unwritable_data_directory_is_a_one_line_error() {
         "not writable",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_request_runs_the_real_workflow_with_the_step_handlers_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--time-scale", "10"]).await;
+    let client = reqwest::Client::new();
+    let (status, accepted) = post(
+        &client,
+        &format!("{}/v1/requests", server.url),
+        recent_body("evt_real"),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
+
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = get(&client, &format!("{}/v1/tickets/{ticket}", server.url))
+            .await
+            .1;
+        if shown["status"] == "proposed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown["status"], "proposed", "{shown}");
+    assert!(
+        shown["proposal"]["options"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+    );
+    let run = runs(dir.path(), &["runs", "show", &ticket]).await;
+    for state in ["Acknowledge", "Diagnose", "Propose"] {
+        assert!(run.contains(state), "{state} in {run}");
+    }
+    let outbox = runs(dir.path(), &["outbox", "show"]).await;
+    assert!(
+        outbox.contains(&ticket),
+        "the acknowledgement is in the outbox: {outbox}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_of_duplicate_deliveries_makes_one_ticket_and_one_run_per_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = workflow_file(dir.path());
+    let server = start(dir.path(), &["--workflow", workflow.as_str()]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/requests", server.url);
+    let deliveries: Vec<_> = (0..1000)
+        .map(|n| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                post(&client, &url, body(&format!("evt_storm_{}", n % 100))).await
+            })
+        })
+        .collect();
+    let mut tickets = std::collections::BTreeMap::new();
+    for delivery in deliveries {
+        let (status, answer) = delivery.await.unwrap();
+        assert!(status == 200 || status == 202, "{status} {answer}");
+        let ticket = answer["ticket_id"].as_str().unwrap().to_owned();
+        *tickets.entry(ticket).or_insert(0) += 1;
+    }
+    assert_eq!(tickets.len(), 100);
+    assert_eq!(tickets.values().sum::<i32>(), 1000);
+    let listed = runs(dir.path(), &["runs", "list"]).await;
+    assert_eq!(
+        listed.lines().count(),
+        1 + 100,
+        "a header and one run per ticket"
+    );
+    assert!(tickets.keys().all(|t| listed.contains(t.as_str())));
+}
+
+/// A request delivered two days ago: within every return window, so the policy proposes options.
+fn recent_body(request_id: &str) -> Vec<u8> {
+    let mut request: Value = serde_json::from_slice(&body(request_id)).unwrap();
+    let now = Timestamp::now();
+    let days_ago = |n: i64| (now - jiff::SignedDuration::from_hours(24 * n)).to_string();
+    request["submitted_at"] = json!(now.to_string());
+    request["order"]["placed_at"] = json!(days_ago(5));
+    request["order"]["delivered_at"] = json!(days_ago(2));
+    serde_json::to_vec(&request).unwrap()
 }
