@@ -1,10 +1,11 @@
 //! The store contract: every behaviour here runs against every store implementation — the
 //! in-process `MemoryStore` (module `memory`) and `DynamoStore` against a moto server through
 //! the real AWS SDK client (module `dynamodb`, fresh tables per test; `scripts/moto.sh`
-//! installs moto).
+//! installs moto). Moto gets this binary's DynamoDB requests one at a time (see
+//! [`one_at_a_time`]), as DynamoDB serialises conflicting writes.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, TicketStatus, WaitKind};
 use aftersales_domain::ticket::{
@@ -20,6 +21,11 @@ use aftersales_service::store::{
     StoreError, StoredReceipt, TableNames, TicketStore, create_tables,
 };
 use aftersales_service::testing::moto;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+    http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -39,10 +45,50 @@ async fn dynamo_store() -> Arc<DynamoStore> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let client = aws_sdk_dynamodb::Client::new(&moto::shared().sdk_config().await);
+    let sdk = moto::shared().sdk_config().await;
+    let inner = sdk
+        .http_client()
+        .expect("the SDK configuration has a default HTTP client");
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .http_client(one_at_a_time(inner))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
     let names = TableNames::with_prefix(&prefix);
     create_tables(&client, &names).await.unwrap();
     Arc::new(DynamoStore::new(client, names))
+}
+
+/// Moto's `TransactWriteItems` is not atomic across its request threads: it checks each
+/// condition and writes item by item, and undoes a cancelled transaction by restoring a table
+/// snapshot taken when it began, which also erases writes that other requests made meanwhile.
+/// DynamoDB serialises conflicting transactions; to emulate that, this test binary sends one
+/// request at a time. The races under test stay: concurrent callers still interleave between
+/// requests, read stale state and lose conditional writes.
+fn one_at_a_time(inner: SharedHttpClient) -> SharedHttpClient {
+    static TURN: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
+    http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(OneAtATime {
+            inner: inner.http_connector(settings, components),
+            turn: Arc::clone(TURN.get_or_init(Arc::default)),
+        })
+    })
+}
+
+#[derive(Debug)]
+struct OneAtATime {
+    inner: SharedHttpConnector,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpConnector for OneAtATime {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let turn = Arc::clone(&self.turn);
+        HttpConnectorFuture::new(async move {
+            let _turn = turn.lock_owned().await;
+            inner.call(request).await
+        })
+    }
 }
 
 macro_rules! contract {
@@ -119,7 +165,12 @@ fn line(id: &str) -> LineId {
 }
 
 /// A request for `order` by `customer`, claiming `claims` (line, units) of a three-line order.
-fn request(request_id: &str, customer: &str, order: &str, claims: &[(&str, u32)]) -> ServiceRequest {
+fn request(
+    request_id: &str,
+    customer: &str,
+    order: &str,
+    claims: &[(&str, u32)],
+) -> ServiceRequest {
     let lines: Vec<_> = claims
         .iter()
         .map(|(line, units)| json!({"line_id": line, "quantity": units}))
@@ -162,7 +213,11 @@ fn simple_ticket(n: u128, request_id: &str) -> (Ticket, AuditEvent) {
 /// Applies `event` as the next change: status, audit seq and version move together.
 fn change(ticket: &mut Ticket, event: TicketEvent) -> AuditEvent {
     let entry = ticket
-        .record(ticket.received_at + minutes(i64::from(ticket.audit_seq)), Actor::system("test"), event)
+        .record(
+            ticket.received_at + minutes(i64::from(ticket.audit_seq)),
+            Actor::system("test"),
+            event,
+        )
         .unwrap();
     ticket.version += 1;
     entry
@@ -217,7 +272,12 @@ fn events_to(status: TicketStatus) -> Vec<TicketEvent> {
 }
 
 /// Creates the ticket, then saves it once per event until it reaches `status`.
-async fn store_in_status<S: Store>(store: &S, mut ticket: Ticket, first: AuditEvent, status: TicketStatus) -> Ticket {
+async fn store_in_status<S: Store>(
+    store: &S,
+    mut ticket: Ticket,
+    first: AuditEvent,
+    status: TicketStatus,
+) -> Ticket {
     assert_eq!(store.create(&ticket, &first).await.unwrap(), Created::New);
     for event in events_to(status) {
         let expected = ticket.version;
@@ -228,7 +288,14 @@ async fn store_in_status<S: Store>(store: &S, mut ticket: Ticket, first: AuditEv
     ticket
 }
 
-fn intent(key: &str, order: &str, customer: &str, minor: i64, lines: &[(&str, u32)], when: Timestamp) -> RefundIntent {
+fn intent(
+    key: &str,
+    order: &str,
+    customer: &str,
+    minor: i64,
+    lines: &[(&str, u32)],
+    when: Timestamp,
+) -> RefundIntent {
     RefundIntent {
         idempotency_key: key.to_owned(),
         ticket_id: TicketId::generate(when, 99),
@@ -268,7 +335,9 @@ async fn created_ticket_reads_back_with_its_first_audit_event<S: Store>(store: A
     assert_eq!(store.audit_trail(&unknown).await.unwrap(), vec![]);
 }
 
-async fn second_create_for_a_request_id_returns_the_first_ticket_unchanged<S: Store>(store: Arc<S>) {
+async fn second_create_for_a_request_id_returns_the_first_ticket_unchanged<S: Store>(
+    store: Arc<S>,
+) {
     let (first_ticket, first_event) = simple_ticket(1, "evt-dup");
     let (retry_ticket, retry_event) = simple_ticket(2, "evt-dup");
     store.create(&first_ticket, &first_event).await.unwrap();
@@ -277,10 +346,15 @@ async fn second_create_for_a_request_id_returns_the_first_ticket_unchanged<S: St
 
     assert_eq!(again, Created::Existing(Box::new(first_ticket.clone())));
     assert_eq!(store.get(&retry_ticket.id).await.unwrap(), None);
-    assert_eq!(store.audit_trail(&first_ticket.id).await.unwrap(), vec![first_event]);
+    assert_eq!(
+        store.audit_trail(&first_ticket.id).await.unwrap(),
+        vec![first_event]
+    );
 }
 
-async fn fifty_concurrent_creates_for_one_request_id_make_exactly_one_ticket<S: Store>(store: Arc<S>) {
+async fn fifty_concurrent_creates_for_one_request_id_make_exactly_one_ticket<S: Store>(
+    store: Arc<S>,
+) {
     let attempts: Vec<_> = (0..50u128)
         .map(|n| {
             let store = Arc::clone(&store);
@@ -302,22 +376,34 @@ async fn fifty_concurrent_creates_for_one_request_id_make_exactly_one_ticket<S: 
 
     assert_eq!(winners.len(), 1, "exactly one create stores a ticket");
     assert_eq!(existing.len(), 49);
-    assert!(existing.iter().all(|id| *id == winners[0]), "every caller gets the one ticket");
+    assert!(
+        existing.iter().all(|id| *id == winners[0]),
+        "every caller gets the one ticket"
+    );
     let found = store
         .find_by_request(&RequestId::new("evt-storm").unwrap())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.id, winners[0]);
-    assert_eq!(trail_seqs(&store.audit_trail(&found.id).await.unwrap()), vec![1]);
+    assert_eq!(
+        trail_seqs(&store.audit_trail(&found.id).await.unwrap()),
+        vec![1]
+    );
 }
 
 async fn find_by_request_returns_the_ticket_or_nothing<S: Store>(store: Arc<S>) {
     let (ticket, first) = simple_ticket(1, "evt-find");
     store.create(&ticket, &first).await.unwrap();
 
-    let found = store.find_by_request(&RequestId::new("evt-find").unwrap()).await.unwrap();
-    let missing = store.find_by_request(&RequestId::new("evt-other").unwrap()).await.unwrap();
+    let found = store
+        .find_by_request(&RequestId::new("evt-find").unwrap())
+        .await
+        .unwrap();
+    let missing = store
+        .find_by_request(&RequestId::new("evt-other").unwrap())
+        .await
+        .unwrap();
 
     assert_eq!(found, Some(ticket));
     assert_eq!(missing, None);
@@ -327,7 +413,10 @@ async fn a_ticket_with_every_part_filled_round_trips<S: Store>(store: Arc<S>) {
     let (mut ticket, first) = simple_ticket(1, "evt-full");
     store.create(&ticket, &first).await.unwrap();
     let policy = Policy::default_policy();
-    let history = store.history(&ticket.request, &ticket.id, base()).await.unwrap();
+    let history = store
+        .history(&ticket.request, &ticket.id, base())
+        .await
+        .unwrap();
     let diagnosis = diagnose(&ticket.request, &history, &policy, base());
     ticket.proposal = Some(propose(&ticket.request, &diagnosis, &history, &policy));
     ticket.diagnosis = Some(diagnosis);
@@ -381,7 +470,12 @@ async fn a_ticket_with_every_part_filled_round_trips<S: Store>(store: Arc<S>) {
                 refund_id: "re_1".into(),
             },
         ),
-        change(&mut ticket, TicketEvent::NotificationSent { milestone: "refunded".into() }),
+        change(
+            &mut ticket,
+            TicketEvent::NotificationSent {
+                milestone: "refunded".into(),
+            },
+        ),
     ];
     ticket.version = 2;
 
@@ -393,7 +487,9 @@ async fn a_ticket_with_every_part_filled_round_trips<S: Store>(store: Arc<S>) {
     assert_eq!(store.audit_trail(&ticket.id).await.unwrap(), trail);
 }
 
-async fn save_with_the_current_version_replaces_the_ticket_and_appends_its_audit_events<S: Store>(
+async fn save_with_the_current_version_replaces_the_ticket_and_appends_its_audit_events<
+    S: Store,
+>(
     store: Arc<S>,
 ) {
     let (mut ticket, first) = simple_ticket(1, "evt-save");
@@ -402,7 +498,10 @@ async fn save_with_the_current_version_replaces_the_ticket_and_appends_its_audit
     let evidence = change(&mut ticket, TicketEvent::EvidenceRequested);
     ticket.version = 2;
 
-    store.save(&ticket, 1, &[diagnosed_event.clone(), evidence.clone()]).await.unwrap();
+    store
+        .save(&ticket, 1, &[diagnosed_event.clone(), evidence.clone()])
+        .await
+        .unwrap();
 
     let stored = store.get(&ticket.id).await.unwrap().unwrap();
     assert_eq!(stored.version, 2);
@@ -426,7 +525,10 @@ async fn save_with_a_stale_version_conflicts_and_writes_nothing<S: Store>(store:
     let late = change(&mut stale, TicketEvent::EvidenceRequested);
     let refused = store.save(&stale, 1, &[late]).await;
 
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.get(&ticket.id).await.unwrap(), Some(current));
     assert_eq!(store.audit_trail(&ticket.id).await.unwrap(), before);
 }
@@ -476,7 +578,10 @@ async fn save_of_an_unknown_ticket_is_not_found<S: Store>(store: Arc<S>) {
 
     let refused = store.save(&ticket, 1, &[entry]).await;
 
-    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.audit_trail(&ticket.id).await.unwrap(), vec![]);
 }
 
@@ -489,7 +594,10 @@ async fn save_that_does_not_bump_the_version_by_one_is_refused<S: Store>(store: 
 
     let refused = store.save(&ticket, 1, &[entry]).await;
 
-    assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.audit_trail(&ticket.id).await.unwrap(), vec![first]);
 }
 
@@ -502,7 +610,11 @@ async fn audit_trail_comes_back_in_sequence_order<S: Store>(store: Arc<S>) {
         let note = change(
             &mut ticket,
             TicketEvent::ReminderSent {
-                waiting_for: if n % 2 == 0 { WaitKind::Decision } else { WaitKind::Survey },
+                waiting_for: if n % 2 == 0 {
+                    WaitKind::Decision
+                } else {
+                    WaitKind::Survey
+                },
             },
         );
         store.save(&ticket, expected, &[note]).await.unwrap();
@@ -536,7 +648,10 @@ async fn audit_trail_is_append_only_a_reused_seq_conflicts_and_nothing_changes<S
     };
     let refused = store.save(&next, 2, &[forged]).await;
 
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.get(&ticket.id).await.unwrap(), before_ticket);
     assert_eq!(store.audit_trail(&ticket.id).await.unwrap(), before_trail);
 }
@@ -546,7 +661,11 @@ async fn tickets_by_customer_are_newest_first_and_limited<S: Store>(store: Arc<S
     // Received out of order, at times whose text forms do not sort like the times do.
     for (n, offset_ms) in [(1u128, 500i64), (2, 0), (3, 1_000), (4, 1_250), (5, 30)] {
         let received = base() + SignedDuration::from_millis(offset_ms);
-        let (ticket, first) = open_ticket(n, request(&format!("evt-c{n}"), "C-9", "O-9", &[("L1", 1)]), received);
+        let (ticket, first) = open_ticket(
+            n,
+            request(&format!("evt-c{n}"), "C-9", "O-9", &[("L1", 1)]),
+            received,
+        );
         store.create(&ticket, &first).await.unwrap();
         ids.push((received, ticket.id));
     }
@@ -560,9 +679,18 @@ async fn tickets_by_customer_are_newest_first_and_limited<S: Store>(store: Arc<S
     let two = store.tickets_by_customer(&customer, 2).await.unwrap();
     let none = store.tickets_by_customer(&customer, 0).await.unwrap();
 
-    assert_eq!(all.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), newest_first);
-    assert!(all.iter().all(|t| t.customer_id == customer && t.order_id.as_str() == "O-9"));
-    assert_eq!(two.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), newest_first[..2]);
+    assert_eq!(
+        all.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        newest_first
+    );
+    assert!(
+        all.iter()
+            .all(|t| t.customer_id == customer && t.order_id.as_str() == "O-9")
+    );
+    assert_eq!(
+        two.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        newest_first[..2]
+    );
     assert!(none.is_empty());
 }
 
@@ -583,7 +711,12 @@ async fn open_tickets_due_before_leave_out_resolved_rejected_and_closed_in_due_o
         let received = base() - minutes(i64::try_from(n).unwrap() * 10);
         let (ticket, first) = open_ticket(
             n as u128,
-            request(&format!("evt-open-{n}"), "C-1", &format!("O-{n}"), &[("L1", 1)]),
+            request(
+                &format!("evt-open-{n}"),
+                "C-1",
+                &format!("O-{n}"),
+                &[("L1", 1)],
+            ),
             received,
         );
         let ticket = store_in_status(&*store, ticket, first, status).await;
@@ -592,7 +725,11 @@ async fn open_tickets_due_before_leave_out_resolved_rejected_and_closed_in_due_o
         }
     }
     // One open ticket due well after the cut-off.
-    let (late, first) = open_ticket(50, request("evt-open-late", "C-1", "O-50", &[("L1", 1)]), base() + SignedDuration::from_hours(100));
+    let (late, first) = open_ticket(
+        50,
+        request("evt-open-late", "C-1", "O-50", &[("L1", 1)]),
+        base() + SignedDuration::from_hours(100),
+    );
     store.create(&late, &first).await.unwrap();
     open.sort();
     let due_order: Vec<TicketId> = open.into_iter().map(|(_, id)| id).collect();
@@ -602,9 +739,18 @@ async fn open_tickets_due_before_leave_out_resolved_rejected_and_closed_in_due_o
     let first_two = store.open_tickets_due_before(cutoff, 2).await.unwrap();
     let nothing_yet = store.open_tickets_due_before(base(), 10).await.unwrap();
 
-    assert_eq!(due.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), due_order);
-    assert!(due.iter().all(|t| t.status.is_open() && t.resolution_due < cutoff));
-    assert_eq!(first_two.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), due_order[..2]);
+    assert_eq!(
+        due.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        due_order
+    );
+    assert!(
+        due.iter()
+            .all(|t| t.status.is_open() && t.resolution_due < cutoff)
+    );
+    assert_eq!(
+        first_two.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        due_order[..2]
+    );
     assert!(nothing_yet.is_empty());
 }
 
@@ -614,12 +760,30 @@ async fn a_ticket_leaves_the_open_list_when_it_resolves_and_returns_when_reopene
     let (ticket, first) = simple_ticket(1, "evt-lifecycle");
     let mut ticket = store_in_status(&*store, ticket, first, TicketStatus::InProgress).await;
     let cutoff = base() + SignedDuration::from_hours(49);
-    assert_eq!(store.open_tickets_due_before(cutoff, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .open_tickets_due_before(cutoff, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let expected = ticket.version;
-    let resolved = change(&mut ticket, TicketEvent::Resolved { kind: ResolutionKind::Refund });
+    let resolved = change(
+        &mut ticket,
+        TicketEvent::Resolved {
+            kind: ResolutionKind::Refund,
+        },
+    );
     store.save(&ticket, expected, &[resolved]).await.unwrap();
-    assert!(store.open_tickets_due_before(cutoff, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .open_tickets_due_before(cutoff, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // An agent reopens it with a new due time (status set directly: the store does not judge).
     let expected = ticket.version;
@@ -627,7 +791,10 @@ async fn a_ticket_leaves_the_open_list_when_it_resolves_and_returns_when_reopene
     ticket.status = TicketStatus::UnderReview;
     ticket.resolution_due = base() + SignedDuration::from_hours(1);
     store.save(&ticket, expected, &[]).await.unwrap();
-    let due = store.open_tickets_due_before(base() + SignedDuration::from_hours(2), 10).await.unwrap();
+    let due = store
+        .open_tickets_due_before(base() + SignedDuration::from_hours(2), 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].resolution_due, ticket.resolution_due);
     assert_eq!(due[0].status, TicketStatus::UnderReview);
@@ -635,28 +802,83 @@ async fn a_ticket_leaves_the_open_list_when_it_resolves_and_returns_when_reopene
 
 async fn history_counts_previous_tickets_and_the_customers_refunds_since<S: Store>(store: Arc<S>) {
     for n in 0..3u128 {
-        let (t, first) = open_ticket(n, request(&format!("evt-h{n}"), "C-H", &format!("O-H{n}"), &[("L1", 1)]), base() - SignedDuration::from_hours(24 * (10 - n as i64)));
+        let (t, first) = open_ticket(
+            n,
+            request(
+                &format!("evt-h{n}"),
+                "C-H",
+                &format!("O-H{n}"),
+                &[("L1", 1)],
+            ),
+            base() - SignedDuration::from_hours(24 * (10 - n as i64)),
+        );
         store.create(&t, &first).await.unwrap();
     }
-    let (other, first) = open_ticket(7, request("evt-h-other", "C-OTHER", "O-H0", &[("L1", 1)]), base());
+    let (other, first) = open_ticket(
+        7,
+        request("evt-h-other", "C-OTHER", "O-H0", &[("L1", 1)]),
+        base(),
+    );
     store.create(&other, &first).await.unwrap();
-    let (current, first) = open_ticket(9, request("evt-h-now", "C-H", "O-H9", &[("L2", 1)]), base());
+    let (current, first) =
+        open_ticket(9, request("evt-h-now", "C-H", "O-H9", &[("L2", 1)]), base());
     store.create(&current, &first).await.unwrap();
 
     let paid = cny(111500);
-    let old = intent("old:refund", "O-H0", "C-H", 1000, &[("L1", 1)], base() - SignedDuration::from_hours(24 * 60));
-    let recent = intent("recent:refund", "O-H1", "C-H", 2000, &[("L1", 1)], base() - SignedDuration::from_hours(24 * 5));
-    let pending = intent("pending:refund", "O-H2", "C-H", 3000, &[("L1", 1)], base() - SignedDuration::from_hours(24));
-    let released = intent("released:refund", "O-H2", "C-H", 500, &[("L1", 1)], base() - SignedDuration::from_hours(2));
-    let strangers = intent("stranger:refund", "O-H0", "C-OTHER", 700, &[("L1", 1)], base());
+    let old = intent(
+        "old:refund",
+        "O-H0",
+        "C-H",
+        1000,
+        &[("L1", 1)],
+        base() - SignedDuration::from_hours(24 * 60),
+    );
+    let recent = intent(
+        "recent:refund",
+        "O-H1",
+        "C-H",
+        2000,
+        &[("L1", 1)],
+        base() - SignedDuration::from_hours(24 * 5),
+    );
+    let pending = intent(
+        "pending:refund",
+        "O-H2",
+        "C-H",
+        3000,
+        &[("L1", 1)],
+        base() - SignedDuration::from_hours(24),
+    );
+    let released = intent(
+        "released:refund",
+        "O-H2",
+        "C-H",
+        500,
+        &[("L1", 1)],
+        base() - SignedDuration::from_hours(2),
+    );
+    let strangers = intent(
+        "stranger:refund",
+        "O-H0",
+        "C-OTHER",
+        700,
+        &[("L1", 1)],
+        base(),
+    );
     for i in [&old, &recent, &pending, &released, &strangers] {
         assert_eq!(store.reserve(i, paid).await.unwrap(), Reservation::Reserved);
     }
-    store.complete("recent:refund", &receipt("re_recent", 2000)).await.unwrap();
+    store
+        .complete("recent:refund", &receipt("re_recent", 2000))
+        .await
+        .unwrap();
     store.release("released:refund").await.unwrap();
     let since = base() - SignedDuration::from_hours(24 * 30);
 
-    let history = store.history(&current.request, &current.id, since).await.unwrap();
+    let history = store
+        .history(&current.request, &current.id, since)
+        .await
+        .unwrap();
 
     assert_eq!(history.customer.previous_tickets, 3);
     let refunds: Vec<(String, i64)> = history
@@ -665,40 +887,99 @@ async fn history_counts_previous_tickets_and_the_customers_refunds_since<S: Stor
         .iter()
         .map(|r| (r.order_id.to_string(), r.amount.minor))
         .collect();
-    assert_eq!(refunds, vec![("O-H1".to_owned(), 2000), ("O-H2".to_owned(), 3000)]);
+    assert_eq!(
+        refunds,
+        vec![("O-H1".to_owned(), 2000), ("O-H2".to_owned(), 3000)]
+    );
     assert_eq!(history.customer.refunds[0].at, recent.at);
     assert_eq!(history.order.refunded.minor(), 0);
     assert!(history.order.open_claims.is_empty());
 }
 
-async fn history_sums_the_orders_refunds_per_line_and_lists_open_claims_on_the_same_lines<S: Store>(
+async fn history_sums_the_orders_refunds_per_line_and_lists_open_claims_on_the_same_lines<
+    S: Store,
+>(
     store: Arc<S>,
 ) {
     let order = "O-CLAIM";
     // Other tickets of the order: open on L1, open on L2+L3, resolved on L1, and another order.
-    let (open_l1, f1) = open_ticket(1, request("evt-k1", "C-K", order, &[("L1", 2)]), base() - minutes(30));
+    let (open_l1, f1) = open_ticket(
+        1,
+        request("evt-k1", "C-K", order, &[("L1", 2)]),
+        base() - minutes(30),
+    );
     store.create(&open_l1, &f1).await.unwrap();
-    let (open_l2, f2) = open_ticket(2, request("evt-k2", "C-K2", order, &[("L2", 1), ("L3", 1)]), base() - minutes(20));
+    let (open_l2, f2) = open_ticket(
+        2,
+        request("evt-k2", "C-K2", order, &[("L2", 1), ("L3", 1)]),
+        base() - minutes(20),
+    );
     store.create(&open_l2, &f2).await.unwrap();
-    let (done, f3) = open_ticket(3, request("evt-k3", "C-K", order, &[("L1", 1)]), base() - minutes(10));
+    let (done, f3) = open_ticket(
+        3,
+        request("evt-k3", "C-K", order, &[("L1", 1)]),
+        base() - minutes(10),
+    );
     store_in_status(&*store, done, f3, TicketStatus::Resolved).await;
-    let (elsewhere, f4) = open_ticket(4, request("evt-k4", "C-K", "O-ELSEWHERE", &[("L1", 1)]), base() - minutes(5));
+    let (elsewhere, f4) = open_ticket(
+        4,
+        request("evt-k4", "C-K", "O-ELSEWHERE", &[("L1", 1)]),
+        base() - minutes(5),
+    );
     store.create(&elsewhere, &f4).await.unwrap();
-    let (current, f5) = open_ticket(5, request("evt-k5", "C-K", order, &[("L1", 1), ("L2", 1)]), base());
+    let (current, f5) = open_ticket(
+        5,
+        request("evt-k5", "C-K", order, &[("L1", 1), ("L2", 1)]),
+        base(),
+    );
     store.create(&current, &f5).await.unwrap();
 
     let paid = cny(111500);
-    let a = intent("k3:refund", order, "C-K", 29900, &[("L1", 1)], base() - minutes(9));
-    let b = intent("k2:refund", order, "C-K2", 19800, &[("L2", 2)], base() - minutes(8));
-    let c = intent("k9:refund", order, "C-K", 29900, &[("L1", 1)], base() - minutes(7));
-    let gone = intent("k8:refund", order, "C-K", 1900, &[("L3", 1)], base() - minutes(6));
+    let a = intent(
+        "k3:refund",
+        order,
+        "C-K",
+        29900,
+        &[("L1", 1)],
+        base() - minutes(9),
+    );
+    let b = intent(
+        "k2:refund",
+        order,
+        "C-K2",
+        19800,
+        &[("L2", 2)],
+        base() - minutes(8),
+    );
+    let c = intent(
+        "k9:refund",
+        order,
+        "C-K",
+        29900,
+        &[("L1", 1)],
+        base() - minutes(7),
+    );
+    let gone = intent(
+        "k8:refund",
+        order,
+        "C-K",
+        1900,
+        &[("L3", 1)],
+        base() - minutes(6),
+    );
     for i in [&a, &b, &c, &gone] {
         store.reserve(i, paid).await.unwrap();
     }
-    store.complete("k3:refund", &receipt("re_k3", 29900)).await.unwrap();
+    store
+        .complete("k3:refund", &receipt("re_k3", 29900))
+        .await
+        .unwrap();
     store.release("k8:refund").await.unwrap();
 
-    let history = store.history(&current.request, &current.id, base() - minutes(60)).await.unwrap();
+    let history = store
+        .history(&current.request, &current.id, base() - minutes(60))
+        .await
+        .unwrap();
 
     assert_eq!(history.order.refunded.minor(), 29900 + 19800 + 29900);
     assert_eq!(history.order.refunded_quantity(&line("L1")), 2);
@@ -728,12 +1009,20 @@ async fn reserve_then_complete_records_the_receipt<S: Store>(store: Arc<S>) {
     let order = OrderId::new("O-L1").unwrap();
     assert_eq!(store.committed(&order).await.unwrap(), None);
 
-    assert_eq!(store.reserve(&refund, cny(111500)).await.unwrap(), Reservation::Reserved);
+    assert_eq!(
+        store.reserve(&refund, cny(111500)).await.unwrap(),
+        Reservation::Reserved
+    );
     assert_eq!(
         store.entry("t1:refund").await.unwrap(),
-        Some(LedgerEntry::Reserved { intent: refund.clone() })
+        Some(LedgerEntry::Reserved {
+            intent: refund.clone()
+        })
     );
-    store.complete("t1:refund", &receipt("re_1", 29900)).await.unwrap();
+    store
+        .complete("t1:refund", &receipt("re_1", 29900))
+        .await
+        .unwrap();
 
     assert_eq!(
         store.entry("t1:refund").await.unwrap(),
@@ -754,23 +1043,43 @@ async fn repeated_reserve_answers_already_reserved_then_already_completed<S: Sto
     let retry = store.reserve(&refund, paid).await.unwrap();
     assert_eq!(retry, Reservation::AlreadyReserved(refund.clone()));
 
-    store.complete("t2:refund", &receipt("re_2", 10000)).await.unwrap();
+    store
+        .complete("t2:refund", &receipt("re_2", 10000))
+        .await
+        .unwrap();
     let after = store.reserve(&refund, paid).await.unwrap();
     assert_eq!(after, Reservation::AlreadyCompleted(receipt("re_2", 10000)));
 
     // Even a retry that no longer fits under the cap is answered as the repeat it is.
     let oversized = store.reserve(&refund, cny(5000)).await.unwrap();
-    assert_eq!(oversized, Reservation::AlreadyCompleted(receipt("re_2", 10000)));
-    assert_eq!(store.committed(&OrderId::new("O-L2").unwrap()).await.unwrap(), Some(cny(10000)));
+    assert_eq!(
+        oversized,
+        Reservation::AlreadyCompleted(receipt("re_2", 10000))
+    );
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-L2").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(10000))
+    );
 }
 
 async fn complete_is_idempotent_for_the_same_receipt_and_refuses_another<S: Store>(store: Arc<S>) {
     let refund = intent("t3:refund", "O-L3", "C-1", 5000, &[], base());
     store.reserve(&refund, cny(5000)).await.unwrap();
-    store.complete("t3:refund", &receipt("re_3", 5000)).await.unwrap();
+    store
+        .complete("t3:refund", &receipt("re_3", 5000))
+        .await
+        .unwrap();
 
-    store.complete("t3:refund", &receipt("re_3", 5000)).await.unwrap();
-    let other = store.complete("t3:refund", &receipt("re_other", 5000)).await;
+    store
+        .complete("t3:refund", &receipt("re_3", 5000))
+        .await
+        .unwrap();
+    let other = store
+        .complete("t3:refund", &receipt("re_other", 5000))
+        .await;
 
     assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
     assert_eq!(
@@ -783,15 +1092,24 @@ async fn complete_is_idempotent_for_the_same_receipt_and_refuses_another<S: Stor
     let wrong_amount = intent("t3b:refund", "O-L3b", "C-1", 5000, &[], base());
     store.reserve(&wrong_amount, cny(9000)).await.unwrap();
     let refused = store.complete("t3b:refund", &receipt("re_3b", 4000)).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
 }
 
 async fn complete_or_release_of_an_unknown_key_is_not_found<S: Store>(store: Arc<S>) {
     let completed = store.complete("nobody:refund", &receipt("re_x", 100)).await;
     let released = store.release("nobody:refund").await;
 
-    assert!(matches!(completed, Err(StoreError::NotFound(_))), "{completed:?}");
-    assert!(matches!(released, Err(StoreError::NotFound(_))), "{released:?}");
+    assert!(
+        matches!(completed, Err(StoreError::NotFound(_))),
+        "{completed:?}"
+    );
+    assert!(
+        matches!(released, Err(StoreError::NotFound(_))),
+        "{released:?}"
+    );
 }
 
 async fn reservation_above_what_is_left_is_refused_with_the_available_amount<S: Store>(
@@ -807,7 +1125,10 @@ async fn reservation_above_what_is_left_is_refused_with_the_available_amount<S: 
         .reserve(&intent("t4b:refund", "O-L4", "C-1", 400, &[], base()), paid)
         .await;
     let never = store
-        .reserve(&intent("t4c:refund", "O-L4", "C-1", 1001, &[], base()), paid)
+        .reserve(
+            &intent("t4c:refund", "O-L4", "C-1", 1001, &[], base()),
+            paid,
+        )
         .await;
     let exact = store
         .reserve(&intent("t4d:refund", "O-L4", "C-1", 300, &[], base()), paid)
@@ -830,7 +1151,13 @@ async fn reservation_above_what_is_left_is_refused_with_the_available_amount<S: 
     );
     assert_eq!(exact, Reservation::Reserved);
     assert_eq!(store.entry("t4b:refund").await.unwrap(), None);
-    assert_eq!(store.committed(&OrderId::new("O-L4").unwrap()).await.unwrap(), Some(cny(1000)));
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-L4").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(1000))
+    );
 }
 
 async fn release_frees_the_amount_and_the_key_can_be_reserved_again<S: Store>(store: Arc<S>) {
@@ -845,21 +1172,39 @@ async fn release_frees_the_amount_and_the_key_can_be_reserved_again<S: Store>(st
     assert_eq!(store.committed(&order).await.unwrap(), Some(cny(0)));
     assert_eq!(store.entry("t5:refund").await.unwrap(), None);
     let other = intent("t6:refund", "O-L5", "C-1", 900, &[], base());
-    assert_eq!(store.reserve(&other, paid).await.unwrap(), Reservation::Reserved);
+    assert_eq!(
+        store.reserve(&other, paid).await.unwrap(),
+        Reservation::Reserved
+    );
     store.release("t6:refund").await.unwrap();
-    assert_eq!(store.reserve(&declined, paid).await.unwrap(), Reservation::Reserved);
+    assert_eq!(
+        store.reserve(&declined, paid).await.unwrap(),
+        Reservation::Reserved
+    );
     assert_eq!(store.committed(&order).await.unwrap(), Some(cny(800)));
 }
 
 async fn completed_refund_cannot_be_released<S: Store>(store: Arc<S>) {
     let refund = intent("t7:refund", "O-L7", "C-1", 500, &[], base());
     store.reserve(&refund, cny(500)).await.unwrap();
-    store.complete("t7:refund", &receipt("re_7", 500)).await.unwrap();
+    store
+        .complete("t7:refund", &receipt("re_7", 500))
+        .await
+        .unwrap();
 
     let refused = store.release("t7:refund").await;
 
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
-    assert_eq!(store.committed(&OrderId::new("O-L7").unwrap()).await.unwrap(), Some(cny(500)));
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-L7").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(500))
+    );
 }
 
 async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid<S: Store>(store: Arc<S>) {
@@ -868,7 +1213,14 @@ async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid<S: Store>(
         .map(|n| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let refund = intent(&format!("storm-{n}:refund"), "O-STORM", "C-1", 100, &[], base());
+                let refund = intent(
+                    &format!("storm-{n}:refund"),
+                    "O-STORM",
+                    "C-1",
+                    100,
+                    &[],
+                    base(),
+                );
                 store.reserve(&refund, paid).await
             })
         })
@@ -878,7 +1230,10 @@ async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid<S: Store>(
     for attempt in attempts {
         match attempt.await.unwrap() {
             Ok(Reservation::Reserved) => reserved += 1,
-            Err(StoreError::CapExceeded { requested, available }) => {
+            Err(StoreError::CapExceeded {
+                requested,
+                available,
+            }) => {
                 assert_eq!(requested, cny(100));
                 assert!(available.minor < 100, "refused while {available} was left");
                 refused += 1;
@@ -889,7 +1244,10 @@ async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid<S: Store>(
 
     assert_eq!((reserved, refused), (10, 10));
     assert_eq!(
-        store.committed(&OrderId::new("O-STORM").unwrap()).await.unwrap(),
+        store
+            .committed(&OrderId::new("O-STORM").unwrap())
+            .await
+            .unwrap(),
         Some(cny(1000))
     );
 }
@@ -901,16 +1259,28 @@ async fn refund_in_another_currency_is_refused<S: Store>(store: Arc<S>) {
 
     let against_yuan = store.reserve(&dollars, cny(1000)).await;
     store
-        .reserve(&intent("t8b:refund", "O-L8", "C-1", 100, &[], base()), cny(1000))
+        .reserve(
+            &intent("t8b:refund", "O-L8", "C-1", 100, &[], base()),
+            cny(1000),
+        )
         .await
         .unwrap();
     let against_yuan_ledger = store.reserve(&dollars, usd(1000)).await;
 
-    assert!(matches!(against_yuan, Err(StoreError::Corrupt(_))), "{against_yuan:?}");
+    assert!(
+        matches!(against_yuan, Err(StoreError::Corrupt(_))),
+        "{against_yuan:?}"
+    );
     assert!(
         matches!(against_yuan_ledger, Err(StoreError::Corrupt(_))),
         "{against_yuan_ledger:?}"
     );
     assert_eq!(store.entry("t8:refund").await.unwrap(), None);
-    assert_eq!(store.committed(&OrderId::new("O-L8").unwrap()).await.unwrap(), Some(cny(100)));
+    assert_eq!(
+        store
+            .committed(&OrderId::new("O-L8").unwrap())
+            .await
+            .unwrap(),
+        Some(cny(100))
+    );
 }

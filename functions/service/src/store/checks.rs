@@ -45,7 +45,9 @@ pub(crate) fn save_request(
 /// A reservation is a positive amount in the currency that was paid, under a non-empty key.
 pub(crate) fn reservation(intent: &RefundIntent, paid: Money) -> Result<(), StoreError> {
     if intent.idempotency_key.is_empty() {
-        return Err(StoreError::Corrupt("empty refund idempotency key".to_owned()));
+        return Err(StoreError::Corrupt(
+            "empty refund idempotency key".to_owned(),
+        ));
     }
     if intent.amount.currency != paid.currency {
         return Err(StoreError::Corrupt(format!(
@@ -94,7 +96,10 @@ pub(crate) fn cap_exceeded(requested: Money, paid: Money, committed: Money) -> S
 }
 
 /// The gateway's receipt must be for exactly the reserved amount, or the ledger's sum drifts.
-pub(crate) fn receipt_fits(intent: &RefundIntent, receipt: &StoredReceipt) -> Result<(), StoreError> {
+pub(crate) fn receipt_fits(
+    intent: &RefundIntent,
+    receipt: &StoredReceipt,
+) -> Result<(), StoreError> {
     if receipt.amount == intent.amount {
         Ok(())
     } else {

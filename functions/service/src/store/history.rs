@@ -88,9 +88,8 @@ pub(crate) fn assemble(
             *total = total.saturating_add(*units);
         }
     }
-    let refunded = Amount::new(refunded.minor).map_err(|e| {
-        StoreError::Corrupt(format!("order {}: refunded {e}", request.order.id))
-    })?;
+    let refunded = Amount::new(refunded.minor)
+        .map_err(|e| StoreError::Corrupt(format!("order {}: refunded {e}", request.order.id)))?;
 
     let mut open_claims = Vec::new();
     let mut tickets: Vec<&OrderTicket> = found

@@ -89,9 +89,10 @@ impl TicketStore for MemoryStore {
             .requests
             .insert(ticket.request.request_id.clone(), ticket.id.clone());
         state.tickets.insert(ticket.id.clone(), ticket.clone());
-        state
-            .audit
-            .insert(ticket.id.clone(), BTreeMap::from([(first.seq, first.clone())]));
+        state.audit.insert(
+            ticket.id.clone(),
+            BTreeMap::from([(first.seq, first.clone())]),
+        );
         Ok(Created::New)
     }
 
@@ -273,7 +274,9 @@ impl RefundLedger for MemoryStore {
         let mut state = self.state();
         let intent = match state.refunds.get(key) {
             Some(Slot::Live(LedgerEntry::Reserved { intent })) => intent.clone(),
-            Some(Slot::Live(LedgerEntry::Completed { receipt: stored, .. })) => {
+            Some(Slot::Live(LedgerEntry::Completed {
+                receipt: stored, ..
+            })) => {
                 return if checks::same_receipt(stored, receipt) {
                     Ok(())
                 } else {

@@ -79,7 +79,11 @@ impl DynamoStore {
 
     /// Refused because of the cap (or the ledger's currency): the error to return, or `None`
     /// when the ledger has room again (a release got in between).
-    async fn refusal(&self, intent: &RefundIntent, paid: Money) -> Result<Option<StoreError>, StoreError> {
+    async fn refusal(
+        &self,
+        intent: &RefundIntent,
+        paid: Money,
+    ) -> Result<Option<StoreError>, StoreError> {
         let committed = self
             .committed(&intent.order_id)
             .await?
@@ -164,10 +168,9 @@ impl RefundLedger for DynamoStore {
             if let Some(existing) = self.existing_reservation(key).await? {
                 return Ok(existing);
             }
-            return Err(self
-                .refusal(intent, paid)
-                .await?
-                .unwrap_or_else(|| checks::cap_exceeded(intent.amount, paid, Money::zero(paid.currency))));
+            return Err(self.refusal(intent, paid).await?.unwrap_or_else(|| {
+                checks::cap_exceeded(intent.amount, paid, Money::zero(paid.currency))
+            }));
         };
 
         let currency = intent.amount.currency.code().to_owned();
@@ -236,7 +239,10 @@ impl RefundLedger for DynamoStore {
                     ..
                 }) => return Err(not_found(key)),
                 Some(StoredRefund {
-                    entry: LedgerEntry::Completed { receipt: stored, .. },
+                    entry:
+                        LedgerEntry::Completed {
+                            receipt: stored, ..
+                        },
                     ..
                 }) => {
                     return if checks::same_receipt(&stored, receipt) {
@@ -336,7 +342,10 @@ impl RefundLedger for DynamoStore {
                 items::order_pk(&intent.order_id),
                 "SET #committed = #committed - :amount",
                 "#committed >= :amount AND #currency = :currency",
-                &[("#committed", attr::COMMITTED), ("#currency", attr::CURRENCY)],
+                &[
+                    ("#committed", attr::COMMITTED),
+                    ("#currency", attr::CURRENCY),
+                ],
                 vec![
                     (":amount", n(intent.amount.minor)),
                     (":currency", s(intent.amount.currency.code())),

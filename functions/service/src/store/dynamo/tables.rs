@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
 use super::TableNames;
@@ -164,10 +164,7 @@ async fn create_table(client: &Client, table: &TableDefinition) -> Result<(), St
                 .map_err(|e| encoding("index", e))?,
         );
     }
-    request
-        .send()
-        .await
-        .map_err(|e| sdk("CreateTable", e))?;
+    request.send().await.map_err(|e| sdk("CreateTable", e))?;
 
     let mut active = false;
     for _ in 0..120 {

@@ -10,7 +10,9 @@ use aftersales_domain::ticket::Ticket;
 use aftersales_domain::{CustomerId, RequestId, ServiceRequest, TicketId};
 
 use super::DynamoStore;
-use super::errors::{ATTEMPTS, CONDITION_FAILED, TRANSACTION_CONFLICT, Transaction, backoff, encoding};
+use super::errors::{
+    ATTEMPTS, CONDITION_FAILED, TRANSACTION_CONFLICT, Transaction, backoff, encoding,
+};
 use super::items::{
     self, AUDIT_PREFIX, IdOnly, Item, OPEN, REQUEST_SK, RequestClaim, TICKET_SK, attr, index, s,
 };
@@ -43,7 +45,13 @@ const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
 impl DynamoStore {
     fn new_item(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
-        put(&self.tables.tickets, item, NEW_ITEM, &[("#pk", attr::PK)], &[])
+        put(
+            &self.tables.tickets,
+            item,
+            NEW_ITEM,
+            &[("#pk", attr::PK)],
+            &[],
+        )
     }
 
     fn audit_puts(
@@ -246,7 +254,8 @@ impl TicketStore for DynamoStore {
         let customer = request.customer.id.as_str();
         let order = request.order.id.as_str();
 
-        let customer_tickets = self.client
+        let customer_tickets = self
+            .client
             .query()
             .table_name(&self.tables.tickets)
             .index_name(index::TICKETS_BY_CUSTOMER)
@@ -277,7 +286,9 @@ impl TicketStore for DynamoStore {
             .map(items::decode_order_ticket)
             .collect::<Result<Vec<_>, _>>()?;
 
-        let customer_refunds = self.refunds_by_customer(&request.customer.id, since).await?;
+        let customer_refunds = self
+            .refunds_by_customer(&request.customer.id, since)
+            .await?;
         let order_refunds = self.refunds_by_order(&request.order.id).await?;
 
         history::assemble(
