@@ -1,0 +1,36 @@
+//! The `respond` Lambda: ticket status and answers to waiting steps
+//! (`aftersales_service::handlers::respond`).
+
+use std::sync::Arc;
+
+use aftersales_service::adapters::workflow::StepFunctionsWorkflow;
+use aftersales_service::clock::SystemClock;
+use aftersales_service::handlers::respond::{Config, Deps, handle};
+use aftersales_service::runtime::{init_failed, init_tracing, serve_http};
+use aftersales_service::store::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_env().map_err(init_failed)?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = config
+        .webhook_secret
+        .load(&aws_sdk_secretsmanager::Client::new(&aws))
+        .await
+        .map_err(init_failed)?;
+    let deps = Deps {
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            config.tables,
+        )),
+        // Tasks are resumed by token: no state machine ARN is needed.
+        workflow: Arc::new(StepFunctionsWorkflow::new(
+            aws_sdk_sfn::Client::new(&aws),
+            String::new(),
+        )),
+        clock: Arc::new(SystemClock),
+        secrets,
+    };
+    serve_http(|event| handle(event, &deps)).await
+}
