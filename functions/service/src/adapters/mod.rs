@@ -1,0 +1,4 @@
+pub mod feedback;
+pub mod notify;
+pub mod payment;
+pub mod workflow;

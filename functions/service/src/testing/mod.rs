@@ -1,0 +1,3 @@
+//! Test support for this crate and the workspace (enabled by the `testing` feature).
+
+pub mod moto;
