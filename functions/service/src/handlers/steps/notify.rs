@@ -1,0 +1,536 @@
+//! The `notify` step: record the milestone's ticket event (when it has one), store the task
+//! token the workflow now waits on, and tell the customer in their language.
+//!
+//! Order of effects, so that retries repeat nothing and a fast answer always finds the token:
+//! 1. one conditional save: the milestone's event and `waiting` (with the token), before sending;
+//! 2. send through every channel with the key `<ticket>:notify:<milestone>:<seq>` (`seq`: the
+//!    milestone event's audit sequence, or the ticket's when it records none), which channels
+//!    dedup;
+//! 3. record `notification_sent`. A re-run that finds it (since the ticket entered its
+//!    current status) sends nothing again and only refreshes the token.
+
+use std::sync::Arc;
+
+use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, TicketStatus, WaitKind};
+use aftersales_domain::proposal::{BasisReason, ReturnShipping};
+use aftersales_domain::ticket::{TaskToken, Ticket, Waiting};
+use aftersales_domain::{Locale, Money, Policy, ResolutionKind, TicketId};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::error::StepError;
+use super::ticket_change::{self, Change, SAVE_ATTEMPTS};
+use super::wire_code;
+use crate::adapters::notify::{
+    EmailAddress, FanOut, MessageContext, Milestone, NotifyError, OptionSummary, OutgoingMessage,
+    Recipient, RenderError, RenderedMessage, ReturnPostage, ReturnShipment, render,
+};
+use crate::adapters::payment::RefundRequest;
+use crate::clock::Clock;
+use crate::signature::{WebhookSecret, sign};
+use crate::store::{StoreError, TicketStore};
+
+pub const STEP: &str = "notify";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyInput {
+    pub ticket_id: TicketId,
+    pub milestone: Milestone,
+    /// With `task_token`: what the waiting state waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitKind>,
+    /// The `.waitForTaskToken` state's token (`$$.Task.Token`). Never logged or shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<TaskToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyOutput {
+    pub ticket_id: TicketId,
+    pub milestone: Milestone,
+    /// Channels that accepted the message in this invocation.
+    pub sent: u32,
+    /// True when an earlier invocation had sent it already: nothing was sent again.
+    pub replayed: bool,
+}
+
+/// The link in the survey message: the storefront's survey page for one ticket.
+#[derive(Clone)]
+pub struct SurveyLink {
+    /// `https://…` with `{ticket_id}` where the ticket id goes.
+    pub template: String,
+    /// Signs `t` and the ticket id (`&sig=t=…,v1=…`, as request signatures), so the page
+    /// can tell the link is ours and for this ticket.
+    pub secret: Option<WebhookSecret>,
+}
+
+impl SurveyLink {
+    pub fn for_ticket(&self, id: &TicketId, now: Timestamp) -> String {
+        let base = self.template.replace("{ticket_id}", id.as_str());
+        match &self.secret {
+            Some(secret) => {
+                let signature = sign(secret, now, id.as_str().as_bytes());
+                let separator = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{separator}sig={}", url_escape(&signature))
+            }
+            None => base,
+        }
+    }
+}
+
+fn url_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '=' => "%3D".to_owned(),
+            ',' => "%2C".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+pub struct NotifyDeps {
+    pub store: Arc<dyn TicketStore>,
+    pub channels: FanOut,
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+    /// Where customers send returns (the `return_requested` message).
+    pub return_address: Option<String>,
+    pub survey_link: Option<SurveyLink>,
+}
+
+pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutput, StepError> {
+    let wait = match (input.wait_for, input.task_token.clone()) {
+        (Some(kind), Some(token)) => Some((kind, token)),
+        (None, None) => None,
+        _ => {
+            return Err(StepError::invalid(
+                "wait_for and task_token come together or not at all",
+            ));
+        }
+    };
+    let store = deps.store.as_ref();
+    let now = deps.clock.now();
+    let actor = Actor::system(STEP);
+
+    let mut prepared = None;
+    for _ in 0..SAVE_ATTEMPTS {
+        let ticket = ticket_change::load(store, &input.ticket_id).await?;
+        let trail = store.audit_trail(&ticket.id).await?;
+        let current = since_current_status(&trail, ticket.status);
+        let sent = TicketEvent::NotificationSent {
+            milestone: input.milestone.as_str().to_owned(),
+        };
+        let mut change = Change::new(ticket.clone(), now, actor.clone());
+
+        if current.iter().any(|e| e.event == sent) {
+            // Sent before: keep the newest token if the ticket still waits for it.
+            if let Some((kind, token)) = &wait
+                && kind.fits(ticket.status)
+            {
+                change.ticket.waiting = Some(Waiting {
+                    kind: *kind,
+                    token: token.clone(),
+                    since: now,
+                });
+            }
+            match ticket_change::save(store, &ticket, change).await {
+                Ok(_) => {
+                    return Ok(NotifyOutput {
+                        ticket_id: ticket.id,
+                        milestone: input.milestone,
+                        sent: 0,
+                        replayed: true,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+
+        let text = render_for(&ticket, &current, input.milestone, deps, now)?;
+        let mut seq = ticket.audit_seq;
+        if let Some(event) = milestone_event(&ticket, &current, input.milestone)? {
+            match current.iter().find(|e| e.event == event) {
+                Some(recorded) => seq = recorded.seq,
+                None => {
+                    seq = change.record(event)?;
+                    if change
+                        .ticket
+                        .waiting_for()
+                        .is_some_and(|kind| !kind.fits(change.ticket.status))
+                    {
+                        change.ticket.waiting = None;
+                    }
+                }
+            }
+        }
+        if let Some((kind, token)) = &wait {
+            if !kind.fits(change.ticket.status) {
+                return Err(StepError::policy(format!(
+                    "ticket {} is {}; it cannot wait for {kind}",
+                    ticket.id, change.ticket.status
+                )));
+            }
+            change.ticket.waiting = Some(Waiting {
+                kind: *kind,
+                token: token.clone(),
+                since: now,
+            });
+        }
+        match ticket_change::save(store, &ticket, change).await {
+            Ok(saved) => {
+                prepared = Some((saved, seq, text));
+                break;
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let Some((ticket, seq, text)) = prepared else {
+        return Err(ticket_change::conflict(&input.ticket_id));
+    };
+
+    let locale = locale_for(&ticket, &deps.policy);
+    let message = OutgoingMessage::new(
+        ticket.id.clone(),
+        input.milestone,
+        seq,
+        locale,
+        recipient(&ticket)?,
+        text,
+    );
+    let deliveries = deps
+        .channels
+        .send(&message)
+        .await
+        .into_result()
+        .map_err(notify_error)?;
+
+    let milestone = input.milestone.as_str().to_owned();
+    ticket_change::update_with_trail(store, &ticket.id, now, &actor, true, |change, trail| {
+        let sent = TicketEvent::NotificationSent {
+            milestone: milestone.clone(),
+        };
+        let current = since_current_status(trail, change.ticket.status);
+        if !current.iter().any(|e| e.event == sent) {
+            change.record(sent)?;
+        }
+        Ok(())
+    })
+    .await?;
+    tracing::info!(ticket_id = %ticket.id, milestone = %input.milestone, seq, channels = deliveries.len(), "customer notified");
+    Ok(NotifyOutput {
+        ticket_id: ticket.id,
+        milestone: input.milestone,
+        sent: u32::try_from(deliveries.len()).unwrap_or(u32::MAX),
+        replayed: false,
+    })
+}
+
+/// The audit entries since the ticket entered `status` (the entry that entered it included).
+fn since_current_status(trail: &[AuditEvent], status: TicketStatus) -> Vec<AuditEvent> {
+    let start = trail
+        .iter()
+        .rposition(|e| e.status != status)
+        .map_or(0, |i| i + 1);
+    trail.get(start..).map(<[AuditEvent]>::to_vec).unwrap_or_default()
+}
+
+/// The ticket event a milestone records, if any (table in `docs/workflow-contract.md`).
+/// Milestones about something another step recorded (a proposal, a refund, a rejection)
+/// record only `notification_sent`.
+pub fn milestone_event(
+    ticket: &Ticket,
+    current: &[AuditEvent],
+    milestone: Milestone,
+) -> Result<Option<TicketEvent>, StepError> {
+    Ok(Some(match milestone {
+        Milestone::Acknowledged
+        | Milestone::EvidenceRequested
+        | Milestone::UnderReview
+        | Milestone::Proposal
+        | Milestone::RefundIssued
+        | Milestone::ReturnReceived
+        | Milestone::Rejected
+        | Milestone::Survey
+        | Milestone::FollowUp => return Ok(None),
+        Milestone::EvidenceReminder => TicketEvent::ReminderSent {
+            waiting_for: WaitKind::Evidence,
+        },
+        Milestone::DecisionReminder => TicketEvent::ReminderSent {
+            waiting_for: WaitKind::Decision,
+        },
+        Milestone::ReturnRequested => TicketEvent::ReturnRequested,
+        Milestone::ExchangeArranged => TicketEvent::ExchangeArranged,
+        Milestone::RepairArranged => TicketEvent::RepairArranged,
+        Milestone::PartsSent => TicketEvent::PartsSent,
+        Milestone::CouponIssued => TicketEvent::CouponIssued {
+            value: milestone_amount(ticket, milestone)?,
+        },
+        Milestone::PriceAdjusted => TicketEvent::PriceAdjusted {
+            amount: milestone_amount(ticket, milestone)?,
+        },
+        Milestone::Resolved => TicketEvent::Resolved {
+            kind: resolution_kind(ticket)?,
+        },
+        Milestone::ClosedUnanswered => {
+            if let Some(closed) = current
+                .iter()
+                .find(|e| matches!(e.event, TicketEvent::ClosedUnanswered { .. }))
+            {
+                return Ok(Some(closed.event.clone()));
+            }
+            TicketEvent::ClosedUnanswered {
+                waiting_for: unanswered_wait(ticket)?,
+            }
+        }
+    }))
+}
+
+fn resolution_kind(ticket: &Ticket) -> Result<ResolutionKind, StepError> {
+    ticket
+        .chosen
+        .as_ref()
+        .map(|c| c.kind)
+        .or(ticket.resolution)
+        .ok_or_else(|| StepError::policy(format!("ticket {} has no chosen resolution", ticket.id)))
+}
+
+fn unanswered_wait(ticket: &Ticket) -> Result<WaitKind, StepError> {
+    if let Some(kind) = ticket.waiting_for() {
+        return Ok(kind);
+    }
+    match ticket.status {
+        TicketStatus::AwaitingEvidence => Ok(WaitKind::Evidence),
+        TicketStatus::Proposed => Ok(WaitKind::Decision),
+        TicketStatus::AwaitingReturn => Ok(WaitKind::ReturnParcel),
+        other => Err(StepError::policy(format!(
+            "ticket {} is {other}; only a ticket waiting for the customer closes unanswered",
+            ticket.id
+        ))),
+    }
+}
+
+/// The amount a money milestone mentions: what was refunded (refund, price adjustment) or the
+/// coupon's value.
+fn milestone_amount(ticket: &Ticket, milestone: Milestone) -> Result<Money, StepError> {
+    let step = match milestone {
+        Milestone::PriceAdjusted => Some("price_adjustment"),
+        _ => None,
+    };
+    let refunded = step.and_then(|step| {
+        let key = RefundRequest::idempotency_key(&ticket.id, step);
+        ticket
+            .refunds
+            .iter()
+            .find(|r| r.idempotency_key == key)
+            .map(|r| r.amount)
+    });
+    let amount = match milestone {
+        Milestone::RefundIssued => ticket.refunds.last().map(|r| r.amount),
+        Milestone::CouponIssued => ticket.chosen.as_ref().and_then(|c| c.amount).or_else(|| {
+            ticket.proposal.as_ref().and_then(|p| p.goodwill_coupon)
+        }),
+        _ => refunded.or_else(|| ticket.chosen.as_ref().and_then(|c| c.amount)),
+    };
+    amount.ok_or_else(|| {
+        StepError::policy(format!(
+            "ticket {} has no amount for the {milestone} message",
+            ticket.id
+        ))
+    })
+}
+
+/// The customer's language when the merchant writes in it, otherwise the merchant's default.
+fn locale_for(ticket: &Ticket, policy: &Policy) -> Locale {
+    let wanted = ticket.request.customer.locale;
+    if policy.locales.supported.contains(&wanted) {
+        wanted
+    } else {
+        policy.locales.default
+    }
+}
+
+fn recipient(ticket: &Ticket) -> Result<Recipient, StepError> {
+    let customer = &ticket.request.customer;
+    // A malformed address is left out (the storefront still gets the message by customer id).
+    let email = customer
+        .email
+        .as_deref()
+        .and_then(|e| EmailAddress::new(e).ok());
+    Recipient::new(email, Some(customer.id.clone()))
+        .map_err(|e| StepError::invalid(format!("ticket {}: {e}", ticket.id)))
+}
+
+fn render_for(
+    ticket: &Ticket,
+    current: &[AuditEvent],
+    milestone: Milestone,
+    deps: &NotifyDeps,
+    now: Timestamp,
+) -> Result<RenderedMessage, StepError> {
+    let locale = locale_for(ticket, &deps.policy);
+    let policy = &deps.policy;
+    let mut ctx = MessageContext::new(ticket.id.clone());
+    ctx.first_name = ticket
+        .request
+        .customer
+        .name
+        .as_deref()
+        .and_then(|n| n.split_whitespace().next())
+        .map(str::to_owned);
+    ctx.time_zone = Some(policy.merchant.time_zone.time_zone().clone());
+    let entered = current.first().map_or(now, |e| e.at);
+    let after = |from: Timestamp, d: SignedDuration| from.checked_add(d).unwrap_or(from);
+    let deadlines = &policy.deadlines;
+    match milestone {
+        Milestone::Acknowledged => ctx.due = Some(ticket.first_response_due),
+        Milestone::EvidenceRequested | Milestone::EvidenceReminder => {
+            ctx.due = Some(after(
+                entered,
+                deadlines.evidence.deadline.as_signed_duration(),
+            ));
+        }
+        Milestone::Proposal | Milestone::DecisionReminder => {
+            ctx.due = Some(after(
+                entered,
+                deadlines.customer_decision.deadline.as_signed_duration(),
+            ));
+            ctx.options = option_summaries(ticket);
+        }
+        Milestone::ReturnRequested => {
+            ctx.due = Some(after(
+                now,
+                deadlines.return_parcel.deadline.as_signed_duration(),
+            ));
+            ctx.return_shipment = Some(return_shipment(ticket, deps)?);
+        }
+        Milestone::RefundIssued | Milestone::CouponIssued | Milestone::PriceAdjusted => {
+            ctx.amount = Some(milestone_amount(ticket, milestone)?);
+        }
+        Milestone::Rejected => ctx.reasons = rejection_reasons(ticket, locale),
+        Milestone::Survey => {
+            let link = deps.survey_link.as_ref().ok_or_else(|| {
+                StepError::policy("no survey page is configured (SURVEY_URL)")
+            })?;
+            ctx.link = Some(link.for_ticket(&ticket.id, now));
+        }
+        _ => {}
+    }
+    render(milestone, locale, &ctx).map_err(|e| render_error(&ticket.id, e))
+}
+
+fn option_summaries(ticket: &Ticket) -> Vec<OptionSummary> {
+    ticket
+        .proposal
+        .iter()
+        .flat_map(|p| p.options.iter())
+        .filter(|o| o.kind != ResolutionKind::Reject)
+        .map(|o| OptionSummary {
+            kind: o.kind,
+            amount: o.amount,
+            customer_cost: o.customer_cost,
+        })
+        .collect()
+}
+
+fn return_shipment(ticket: &Ticket, deps: &NotifyDeps) -> Result<ReturnShipment, StepError> {
+    let address = deps
+        .return_address
+        .clone()
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| StepError::policy("no return address is configured (RETURN_ADDRESS)"))?;
+    let shipping = ticket.chosen.as_ref().and_then(|chosen| {
+        let id = chosen.option_id.as_deref()?;
+        ticket
+            .proposal
+            .as_ref()?
+            .options
+            .iter()
+            .find(|o| o.id.as_str() == id)
+            .map(|o| o.return_shipping.clone())
+    });
+    let postage = match shipping {
+        Some(ReturnShipping::CustomerPaidLabel { fee }) => ReturnPostage::LabelFeeDeducted { fee },
+        Some(ReturnShipping::CustomerArranged) => ReturnPostage::CustomerArranged,
+        Some(ReturnShipping::Prepaid { .. } | ReturnShipping::NotNeeded) | None => {
+            ReturnPostage::Prepaid
+        }
+    };
+    Ok(ReturnShipment { address, postage })
+}
+
+/// Why the request was turned down, one line per reason, in the customer's language.
+fn rejection_reasons(ticket: &Ticket, locale: Locale) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for option in ticket.proposal.iter().flat_map(|p| p.options.iter()) {
+        if let BasisReason::Rejected { reasons } = &option.basis.reason {
+            for reason in reasons {
+                let code = wire_code(&reason.reason);
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+        }
+    }
+    if codes.is_empty() {
+        codes.push("reviewed".to_owned());
+    }
+    codes.iter().map(|c| reason_text(c, locale).to_owned()).collect()
+}
+
+fn reason_text(code: &str, locale: Locale) -> &'static str {
+    let (en, zh) = match code {
+        "outside_window" => (
+            "The claim period for this item has ended.",
+            "该商品的售后申请期限已过。",
+        ),
+        "final_sale" => (
+            "This item was sold as final sale.",
+            "该商品为最终销售商品，不支持此类售后。",
+        ),
+        "fully_refunded" => (
+            "This item has already been refunded in full.",
+            "该商品已全额退款。",
+        ),
+        "nothing_left_to_refund" => (
+            "The order has already been refunded in full.",
+            "该订单已全额退款。",
+        ),
+        "not_covered" => (
+            "This kind of problem is not covered by our after-sales policy.",
+            "此类问题不在我们的售后政策范围内。",
+        ),
+        "not_late" => (
+            "The order was delivered within the promised time.",
+            "订单已在承诺时间内送达。",
+        ),
+        "unknown_line" | "no_lines" => (
+            "We could not match the request to an item of the order.",
+            "我们无法将申请与订单中的商品对应。",
+        ),
+        _ => (
+            "After review, the request does not meet our after-sales policy.",
+            "经审核，该申请不符合我们的售后政策。",
+        ),
+    };
+    match locale {
+        Locale::En => en,
+        Locale::ZhCn => zh,
+    }
+}
+
+fn render_error(id: &TicketId, error: RenderError) -> StepError {
+    StepError::policy(format!("cannot write the message for ticket {id}: {error}"))
+}
+
+/// No channel delivered: retry when one may still succeed; otherwise a person must reach the
+/// customer another way.
+fn notify_error(error: NotifyError) -> StepError {
+    if error.is_retryable() {
+        StepError::Retryable(error.to_string())
+    } else {
+        StepError::policy(format!("the customer could not be notified: {error}"))
+    }
+}
