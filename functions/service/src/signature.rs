@@ -279,7 +279,12 @@ mod tests {
     fn a_v1_that_is_not_hex_of_the_right_length_never_matches() {
         let s = secret("whsec_test");
         let good = hex_for(&s, NOW, BODY);
-        for v1 in ["zz", &good[..62], &format!("{good}00"), &good.to_uppercase()[..0]] {
+        for v1 in [
+            "zz",
+            &good[..62],
+            &format!("{good}00"),
+            &good.to_uppercase()[..0],
+        ] {
             let header = format!("t={NOW},v1={v1}");
             assert_eq!(
                 verify(Some(&header), BODY, &s, at(NOW)),
@@ -341,10 +346,7 @@ mod tests {
         let s = secret("whsec_test");
         for skew in [-300, 300] {
             let header = sign(&s, at(NOW + skew), BODY);
-            assert_eq!(
-                verify(Some(&header), BODY, &s, at(NOW)),
-                Ok(at(NOW + skew))
-            );
+            assert_eq!(verify(Some(&header), BODY, &s, at(NOW)), Ok(at(NOW + skew)));
         }
     }
 
@@ -396,14 +398,20 @@ mod tests {
     #[test]
     fn an_empty_secret_is_refused() {
         assert_eq!(WebhookSecret::new("").err(), Some(SecretError::Empty));
-        assert_eq!(WebhookSecret::new(Vec::new()).err(), Some(SecretError::Empty));
+        assert_eq!(
+            WebhookSecret::new(Vec::new()).err(),
+            Some(SecretError::Empty)
+        );
     }
 
     #[test]
     fn debug_output_never_shows_the_secret() {
         let s = secret("whsec_super_secret_value");
         assert_eq!(format!("{s:?}"), "WebhookSecret(<redacted>)");
-        assert_eq!(format!("{:#?}", Some(&s)), "Some(\n    WebhookSecret(<redacted>),\n)");
+        assert_eq!(
+            format!("{:#?}", Some(&s)),
+            "Some(\n    WebhookSecret(<redacted>),\n)"
+        );
     }
 
     proptest! {

@@ -545,7 +545,8 @@ async fn stripe_rate_limit_is_transient() {
     assert_eq!(
         error,
         PaymentError::Transient {
-            message: "Stripe answered 429 Too Many Requests (rate_limit): Too many requests.".into()
+            message: "Stripe answered 429 Too Many Requests (rate_limit): Too many requests."
+                .into()
         }
     );
 }

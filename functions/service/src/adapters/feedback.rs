@@ -57,7 +57,9 @@ pub enum PublishError {
     InvalidMessage { dedup_id: String, reason: String },
     /// These messages are still undelivered after the retries; the others were delivered.
     #[error("{} feedback message(s) undelivered: {}", .undelivered.len(), dedup_ids(.undelivered))]
-    Undelivered { undelivered: Vec<UndeliveredMessage> },
+    Undelivered {
+        undelivered: Vec<UndeliveredMessage>,
+    },
 }
 
 fn dedup_ids(messages: &[UndeliveredMessage]) -> String {
@@ -116,7 +118,9 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         let cap = self
             .base_delay
             .checked_mul(factor)
@@ -294,7 +298,11 @@ impl<S: MessageBatchSender> SqsFeedbackPublisher<S> {
         self
     }
 
-    async fn publish_to_queue(&self, queue_url: &str, items: &[Queued<'_>]) -> Vec<UndeliveredMessage> {
+    async fn publish_to_queue(
+        &self,
+        queue_url: &str,
+        items: &[Queued<'_>],
+    ) -> Vec<UndeliveredMessage> {
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut last_code = vec![String::new(); items.len()];
         let mut undelivered = Vec::new();
@@ -307,12 +315,14 @@ impl<S: MessageBatchSender> SqsFeedbackPublisher<S> {
             }
             let mut retry_next = Vec::new();
             for chunk in batches(items, &pending) {
-                let entries: Vec<BatchEntry> = chunk.iter().map(|&p| items[p].entry.clone()).collect();
+                let entries: Vec<BatchEntry> =
+                    chunk.iter().map(|&p| items[p].entry.clone()).collect();
                 match self.sender.send_batch(queue_url, &entries).await {
                     Ok(failures) => {
                         for p in chunk {
                             let item = &items[p];
-                            let Some(failure) = failures.iter().find(|f| f.id == item.entry.id) else {
+                            let Some(failure) = failures.iter().find(|f| f.id == item.entry.id)
+                            else {
                                 continue;
                             };
                             last_code[p].clone_from(&failure.code);
@@ -378,7 +388,9 @@ fn batches(items: &[Queued<'_>], pending: &[usize]) -> Vec<Vec<usize>> {
     let mut bytes = 0;
     for &p in pending {
         let size = entry_size(&items[p].entry);
-        if !current.is_empty() && (current.len() == MAX_BATCH_ENTRIES || bytes + size > MAX_MESSAGE_BYTES) {
+        if !current.is_empty()
+            && (current.len() == MAX_BATCH_ENTRIES || bytes + size > MAX_MESSAGE_BYTES)
+        {
             out.push(std::mem::take(&mut current));
             bytes = 0;
         }
@@ -411,7 +423,11 @@ fn check_dedup_id(dedup_id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn batch_entry(index: usize, message: &FeedbackMessage, fifo: bool) -> Result<BatchEntry, PublishError> {
+fn batch_entry(
+    index: usize,
+    message: &FeedbackMessage,
+    fifo: bool,
+) -> Result<BatchEntry, PublishError> {
     let invalid = |reason: String| PublishError::InvalidMessage {
         dedup_id: message.dedup_id.chars().take(128).collect(),
         reason,
@@ -445,7 +461,10 @@ impl<S: MessageBatchSender> FeedbackPublisher for SqsFeedbackPublisher<S> {
         for (index, message) in messages.iter().enumerate() {
             let queue_url = self.queues.url(message.department);
             let entry = batch_entry(index, message, queue_url.ends_with(".fifo"))?;
-            by_queue.entry(queue_url).or_default().push(Queued { message, entry });
+            by_queue
+                .entry(queue_url)
+                .or_default()
+                .push(Queued { message, entry });
         }
 
         let mut undelivered = Vec::new();
@@ -522,6 +541,7 @@ mod tests {
 
     /// What the fake SQS answers to each successive call.
     enum Answer {
+        Accept,
         /// These entry ids fail (code, sender_fault); the rest are accepted.
         Fail(Vec<(&'static str, &'static str, bool)>),
         CallError(&'static str, bool),
@@ -560,7 +580,7 @@ mod tests {
                 entries.iter().map(|e| e.id.clone()).collect(),
             ));
             match self.answers.lock().unwrap().pop_front() {
-                None => Ok(vec![]),
+                None | Some(Answer::Accept) => Ok(vec![]),
                 Some(Answer::Fail(failures)) => Ok(failures
                     .into_iter()
                     .filter(|(id, _, _)| entries.iter().any(|e| e.id == *id))
@@ -644,7 +664,10 @@ mod tests {
             sqs.calls(),
             vec![
                 ("https://sqs/w".to_owned(), ids(0..10)),
-                ("https://sqs/w".to_owned(), vec!["m2".to_owned(), "m7".to_owned()]),
+                (
+                    "https://sqs/w".to_owned(),
+                    vec!["m2".to_owned(), "m7".to_owned()]
+                ),
             ]
         );
     }
@@ -673,7 +696,10 @@ mod tests {
         assert_eq!(sqs.calls().len(), 3);
         assert_eq!(
             error.to_string(),
-            format!("1 feedback message(s) undelivered: {}", messages[1].dedup_id)
+            format!(
+                "1 feedback message(s) undelivered: {}",
+                messages[1].dedup_id
+            )
         );
     }
 
@@ -684,7 +710,10 @@ mod tests {
             "InvalidParameterValue",
             true,
         )])]);
-        let messages = [message(0, Department::Quality), message(1, Department::Quality)];
+        let messages = [
+            message(0, Department::Quality),
+            message(1, Department::Quality),
+        ];
         let publisher = SqsFeedbackPublisher::new(&sqs, queues()).with_retry(no_wait(3));
 
         let error = publisher.publish(&messages).await.unwrap_err();
@@ -708,9 +737,13 @@ mod tests {
     async fn a_throttled_call_is_retried_whole_and_a_refused_call_is_not() {
         let sqs = ScriptedSqs::answering(vec![
             Answer::CallError("RequestThrottled", true),
+            Answer::Accept,
             Answer::CallError("AccessDenied", false),
         ]);
-        let messages = [message(0, Department::Quality), message(1, Department::Service)];
+        let messages = [
+            message(0, Department::Quality),
+            message(1, Department::Service),
+        ];
         let publisher = SqsFeedbackPublisher::new(&sqs, queues()).with_retry(no_wait(3));
 
         let error = publisher.publish(&messages).await.unwrap_err();

@@ -178,10 +178,7 @@ fn transport_error(e: reqwest::Error) -> PaymentError {
 
 /// Only `https://`, or plain `http://` to this machine (tests and the local stack).
 fn check_endpoint(url: &Url) -> Result<(), PaymentError> {
-    let loopback = matches!(
-        url.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
@@ -248,7 +245,11 @@ struct ErrorBody {
 
 impl MerchantEndpointGateway {
     /// `url` must be `https://` (or `http://` on loopback). Requests are signed with `secret`.
-    pub fn new(http: reqwest::Client, url: &str, secret: WebhookSecret) -> Result<Self, PaymentError> {
+    pub fn new(
+        http: reqwest::Client,
+        url: &str,
+        secret: WebhookSecret,
+    ) -> Result<Self, PaymentError> {
         let url = Url::parse(url).map_err(|e| PaymentError::Misconfigured {
             message: format!("the refund endpoint is not a URL: {e}"),
         })?;
@@ -329,7 +330,11 @@ fn merchant_receipt(req: &RefundRequest, bytes: &[u8]) -> Result<RefundReceipt, 
                 message: format!("refund {} has an unknown currency", answer.refund_id),
             })?;
     if currency != req.amount.currency {
-        return Err(currency_mismatch(&answer.refund_id, currency, req.amount.currency));
+        return Err(currency_mismatch(
+            &answer.refund_id,
+            currency,
+            req.amount.currency,
+        ));
     }
     let status = match answer.status.as_str() {
         "succeeded" => RefundStatus::Succeeded,
@@ -342,7 +347,10 @@ fn merchant_receipt(req: &RefundRequest, bytes: &[u8]) -> Result<RefundReceipt, 
         }
         other => {
             return Err(PaymentError::UnexpectedResponse {
-                message: format!("refund {} has an unknown status '{other}'", answer.refund_id),
+                message: format!(
+                    "refund {} has an unknown status '{other}'",
+                    answer.refund_id
+                ),
             });
         }
     };
@@ -355,7 +363,9 @@ fn merchant_receipt(req: &RefundRequest, bytes: &[u8]) -> Result<RefundReceipt, 
 }
 
 fn merchant_error(status: StatusCode, bytes: &[u8]) -> PaymentError {
-    let body = serde_json::from_slice::<ErrorEnvelope>(bytes).ok().map(|e| e.error);
+    let body = serde_json::from_slice::<ErrorEnvelope>(bytes)
+        .ok()
+        .map(|e| e.error);
     let code = body
         .as_ref()
         .and_then(|b| b.code.clone())
@@ -533,7 +543,10 @@ fn to_stripe_amount(money: Money) -> Result<i64, PaymentError> {
     if money.minor % divide != 0 {
         return Err(PaymentError::Declined {
             code: "amount_not_representable".into(),
-            message: format!("Stripe cannot refund {money}: {} has no minor unit there", money.currency),
+            message: format!(
+                "Stripe cannot refund {money}: {} has no minor unit there",
+                money.currency
+            ),
         });
     }
     (money.minor / divide)
@@ -559,19 +572,20 @@ fn stripe_receipt(req: &RefundRequest, bytes: &[u8]) -> Result<RefundReceipt, Pa
         serde_json::from_slice(bytes).map_err(|e| PaymentError::UnexpectedResponse {
             message: format!("Stripe's answer is not a refund object: {e}"),
         })?;
-    let currency: Currency = refund
-        .currency
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|_| PaymentError::UnexpectedResponse {
+    let currency: Currency = refund.currency.to_ascii_uppercase().parse().map_err(|_| {
+        PaymentError::UnexpectedResponse {
             message: format!("refund {} has an unknown currency", refund.id),
-        })?;
+        }
+    })?;
     if currency != req.amount.currency {
         return Err(currency_mismatch(&refund.id, currency, req.amount.currency));
     }
     let amount = from_stripe_amount(refund.amount, currency).ok_or_else(|| {
         PaymentError::UnexpectedResponse {
-            message: format!("refund {} has an amount not representable in {currency}", refund.id),
+            message: format!(
+                "refund {} has an amount not representable in {currency}",
+                refund.id
+            ),
         }
     })?;
     let status = match refund.status.as_str() {
@@ -605,12 +619,23 @@ fn stripe_receipt(req: &RefundRequest, bytes: &[u8]) -> Result<RefundReceipt, Pa
 }
 
 fn stripe_error(status: StatusCode, should_retry: Option<bool>, bytes: &[u8]) -> PaymentError {
-    let body = serde_json::from_slice::<ErrorEnvelope>(bytes).ok().map(|e| e.error);
-    let kind = body.as_ref().and_then(|b| b.kind.clone()).unwrap_or_default();
+    let body = serde_json::from_slice::<ErrorEnvelope>(bytes)
+        .ok()
+        .map(|e| e.error);
+    let kind = body
+        .as_ref()
+        .and_then(|b| b.kind.clone())
+        .unwrap_or_default();
     let code = body
         .as_ref()
         .and_then(|b| b.decline_code.clone().or_else(|| b.code.clone()))
-        .unwrap_or_else(|| if kind.is_empty() { format!("http_{}", status.as_u16()) } else { kind.clone() });
+        .unwrap_or_else(|| {
+            if kind.is_empty() {
+                format!("http_{}", status.as_u16())
+            } else {
+                kind.clone()
+            }
+        });
     let message = body
         .and_then(|b| b.message)
         .unwrap_or_else(|| format!("Stripe answered {status}"));
@@ -726,9 +751,15 @@ mod tests {
                 message: "Stripe cannot refund 25.50 MGA: MGA has no minor unit there".into(),
             }
         );
-        assert_eq!(from_stripe_amount(15000, "ISK".parse().unwrap()), Some(money(150, "ISK")));
+        assert_eq!(
+            from_stripe_amount(15000, "ISK".parse().unwrap()),
+            Some(money(150, "ISK"))
+        );
         assert_eq!(from_stripe_amount(15050, "ISK".parse().unwrap()), None);
-        assert_eq!(from_stripe_amount(25, "MGA".parse().unwrap()), Some(money(2500, "MGA")));
+        assert_eq!(
+            from_stripe_amount(25, "MGA".parse().unwrap()),
+            Some(money(2500, "MGA"))
+        );
     }
 
     #[test]
@@ -754,14 +785,23 @@ mod tests {
         let secret = WebhookSecret::new("whsec").unwrap();
         let client = reqwest::Client::new();
         assert_eq!(
-            MerchantEndpointGateway::new(client.clone(), "http://shop.example/refunds", secret.clone())
-                .unwrap_err(),
+            MerchantEndpointGateway::new(
+                client.clone(),
+                "http://shop.example/refunds",
+                secret.clone()
+            )
+            .unwrap_err(),
             PaymentError::Misconfigured {
                 message: "payment endpoints must use https, not http".into()
             }
         );
-        assert!(MerchantEndpointGateway::new(client.clone(), "http://127.0.0.1:9/r", secret.clone()).is_ok());
-        assert!(MerchantEndpointGateway::new(client, "https://shop.example/refunds", secret).is_ok());
+        assert!(
+            MerchantEndpointGateway::new(client.clone(), "http://127.0.0.1:9/r", secret.clone())
+                .is_ok()
+        );
+        assert!(
+            MerchantEndpointGateway::new(client, "https://shop.example/refunds", secret).is_ok()
+        );
     }
 
     fn request(key: &str, minor: i64) -> RefundRequest {
@@ -807,12 +847,17 @@ mod tests {
     #[tokio::test]
     async fn in_memory_gateway_fails_as_scripted_and_then_refunds() {
         let gateway = InMemoryPaymentGateway::new();
-        let timeout = PaymentError::Transient { message: "timed out".into() };
+        let timeout = PaymentError::Transient {
+            message: "timed out".into(),
+        };
         gateway.fail_next(timeout.clone());
 
         assert_eq!(gateway.refund(&request("k1", 500)).await, Err(timeout));
         assert_eq!(
-            gateway.refund(&request("k1", 500)).await.map(|r| r.provider_refund_id),
+            gateway
+                .refund(&request("k1", 500))
+                .await
+                .map(|r| r.provider_refund_id),
             Ok("rf_mem_1".to_owned())
         );
     }

@@ -29,9 +29,8 @@ pub enum StartOutcome {
 impl StartOutcome {
     pub fn execution_arn(&self) -> &str {
         match self {
-            StartOutcome::Started { execution_arn } | StartOutcome::AlreadyStarted { execution_arn } => {
-                execution_arn
-            }
+            StartOutcome::Started { execution_arn }
+            | StartOutcome::AlreadyStarted { execution_arn } => execution_arn,
         }
     }
 }
@@ -69,11 +68,20 @@ impl WorkflowError {
 #[async_trait]
 pub trait WorkflowClient: Send + Sync {
     /// Starts the ticket's run; starting it again is not an error.
-    async fn start(&self, ticket_id: &TicketId, input: &Value) -> Result<StartOutcome, WorkflowError>;
+    async fn start(
+        &self,
+        ticket_id: &TicketId,
+        input: &Value,
+    ) -> Result<StartOutcome, WorkflowError>;
     /// Resumes the task waiting on `token` with `output`.
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError>;
     /// Fails the task waiting on `token`; `error` is what the state machine's `Catch` matches.
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), WorkflowError>;
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError>;
     /// Tells the engine the task waiting on `token` is still being worked on.
     async fn send_task_heartbeat(&self, token: &str) -> Result<(), WorkflowError>;
 }
@@ -143,10 +151,13 @@ where
             "InvalidOutput" | "InvalidExecutionInput" | "InvalidName" | "ValidationException" => {
                 WorkflowError::InvalidRequest { code, message }
             }
-            "ThrottlingException" | "Throttling" | "ServiceUnavailable" | "InternalFailure"
-            | "InternalServerError" | "KmsThrottlingException" | "ExecutionLimitExceeded" => {
-                WorkflowError::Transient { code }
-            }
+            "ThrottlingException"
+            | "Throttling"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "KmsThrottlingException"
+            | "ExecutionLimitExceeded" => WorkflowError::Transient { code },
             _ => WorkflowError::Failed { code, message },
         },
         SdkError::ConstructionFailure(_) => WorkflowError::Failed {
@@ -160,14 +171,22 @@ where
             code: "DispatchFailure".into(),
         },
         _ => WorkflowError::Transient {
-            code: if code.is_empty() { "ResponseError".into() } else { code },
+            code: if code.is_empty() {
+                "ResponseError".into()
+            } else {
+                code
+            },
         },
     }
 }
 
 #[async_trait]
 impl WorkflowClient for StepFunctionsWorkflow {
-    async fn start(&self, ticket_id: &TicketId, input: &Value) -> Result<StartOutcome, WorkflowError> {
+    async fn start(
+        &self,
+        ticket_id: &TicketId,
+        input: &Value,
+    ) -> Result<StartOutcome, WorkflowError> {
         let input = payload(input, "execution input")?;
         let result = self
             .client
@@ -210,7 +229,12 @@ impl WorkflowClient for StepFunctionsWorkflow {
             .map_err(classify)
     }
 
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), WorkflowError> {
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
         self.client
             .send_task_failure()
             .task_token(token)
@@ -236,10 +260,22 @@ impl WorkflowClient for StepFunctionsWorkflow {
 /// One call made to an [`InMemoryWorkflow`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkflowCall {
-    Start { ticket_id: TicketId, input: Value },
-    TaskSuccess { token: String, output: Value },
-    TaskFailure { token: String, error: String, cause: String },
-    TaskHeartbeat { token: String },
+    Start {
+        ticket_id: TicketId,
+        input: Value,
+    },
+    TaskSuccess {
+        token: String,
+        output: Value,
+    },
+    TaskFailure {
+        token: String,
+        error: String,
+        cause: String,
+    },
+    TaskHeartbeat {
+        token: String,
+    },
 }
 
 /// Records every call, starts at most one run per ticket, and answers tokens like Step
@@ -301,7 +337,11 @@ impl InMemoryWorkflow {
 
 #[async_trait]
 impl WorkflowClient for InMemoryWorkflow {
-    async fn start(&self, ticket_id: &TicketId, input: &Value) -> Result<StartOutcome, WorkflowError> {
+    async fn start(
+        &self,
+        ticket_id: &TicketId,
+        input: &Value,
+    ) -> Result<StartOutcome, WorkflowError> {
         payload(input, "execution input")?;
         let mut state = self.lock();
         state.calls.push(WorkflowCall::Start {
@@ -326,7 +366,12 @@ impl WorkflowClient for InMemoryWorkflow {
         Self::close(&mut state, token)
     }
 
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), WorkflowError> {
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
         let mut state = self.lock();
         state.calls.push(WorkflowCall::TaskFailure {
             token: token.to_owned(),
@@ -380,7 +425,12 @@ mod tests {
 
     #[test]
     fn failure_texts_are_cut_to_step_functions_limits_on_character_boundaries() {
-        assert_eq!(truncate_chars(&"é".repeat(300), MAX_ERROR_CHARS).chars().count(), 256);
+        assert_eq!(
+            truncate_chars(&"é".repeat(300), MAX_ERROR_CHARS)
+                .chars()
+                .count(),
+            256
+        );
         assert_eq!(truncate_chars("Declined", MAX_ERROR_CHARS), "Declined");
     }
 
@@ -395,8 +445,9 @@ mod tests {
             error,
             WorkflowError::InvalidRequest {
                 code: "PayloadTooLarge".into(),
-                message: "the execution input is 262155 bytes; Step Functions accepts at most 262144"
-                    .into(),
+                message:
+                    "the execution input is 262155 bytes; Step Functions accepts at most 262144"
+                        .into(),
             }
         );
         assert_eq!(workflow.calls(), vec![]);
@@ -410,9 +461,22 @@ mod tests {
         let first = workflow.start(&ticket(), &json!({"n": 1})).await.unwrap();
         let second = workflow.start(&ticket(), &json!({"n": 2})).await.unwrap();
 
-        assert_eq!(first, StartOutcome::Started { execution_arn: arn.into() });
-        assert_eq!(second, StartOutcome::AlreadyStarted { execution_arn: arn.into() });
-        assert_eq!(workflow.runs(), BTreeMap::from([(ticket(), json!({"n": 1}))]));
+        assert_eq!(
+            first,
+            StartOutcome::Started {
+                execution_arn: arn.into()
+            }
+        );
+        assert_eq!(
+            second,
+            StartOutcome::AlreadyStarted {
+                execution_arn: arn.into()
+            }
+        );
+        assert_eq!(
+            workflow.runs(),
+            BTreeMap::from([(ticket(), json!({"n": 1}))])
+        );
         assert_eq!(workflow.calls().len(), 2);
     }
 
@@ -422,9 +486,16 @@ mod tests {
         workflow.open_task("token-1");
 
         assert_eq!(workflow.send_task_heartbeat("token-1").await, Ok(()));
-        assert_eq!(workflow.send_task_success("token-1", &json!({"ok": true})).await, Ok(()));
         assert_eq!(
-            workflow.send_task_failure("token-1", "Late", "too late").await,
+            workflow
+                .send_task_success("token-1", &json!({"ok": true}))
+                .await,
+            Ok(())
+        );
+        assert_eq!(
+            workflow
+                .send_task_failure("token-1", "Late", "too late")
+                .await,
             Err(WorkflowError::TaskDoesNotExist)
         );
         assert_eq!(
@@ -434,14 +505,22 @@ mod tests {
         assert_eq!(
             workflow.calls(),
             vec![
-                WorkflowCall::TaskHeartbeat { token: "token-1".into() },
-                WorkflowCall::TaskSuccess { token: "token-1".into(), output: json!({"ok": true}) },
+                WorkflowCall::TaskHeartbeat {
+                    token: "token-1".into()
+                },
+                WorkflowCall::TaskSuccess {
+                    token: "token-1".into(),
+                    output: json!({"ok": true})
+                },
                 WorkflowCall::TaskFailure {
                     token: "token-1".into(),
                     error: "Late".into(),
                     cause: "too late".into()
                 },
-                WorkflowCall::TaskSuccess { token: "token-2".into(), output: json!({}) },
+                WorkflowCall::TaskSuccess {
+                    token: "token-2".into(),
+                    output: json!({})
+                },
             ]
         );
     }

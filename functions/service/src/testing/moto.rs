@@ -61,7 +61,9 @@ pub fn shared() -> &'static MotoServer {
     static SERVER: OnceLock<Result<MotoServer, String>> = OnceLock::new();
     let server = SERVER.get_or_init(|| {
         let server = MotoServer::start().map_err(|e| e.to_string())?;
-        server.post("/moto-api/config", MOTO_CONFIG).map_err(|e| e.to_string())?;
+        server
+            .post("/moto-api/config", MOTO_CONFIG)
+            .map_err(|e| e.to_string())?;
         Ok(server)
     });
     match server {
@@ -171,7 +173,10 @@ impl MotoServer {
     }
 
     fn get(&self, path: &str) -> Result<String, MotoError> {
-        self.exchange(&format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr))
+        self.exchange(&format!(
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
+        ))
     }
 
     /// Sends one HTTP/1.0 request and returns the response's status line.
