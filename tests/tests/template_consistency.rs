@@ -11,6 +11,9 @@ use aftersales_service::store::{TableNames, table_definitions};
 use regex::Regex;
 use serde_yaml::Value;
 
+/// An index as compared: its key schema (attribute, key type) and projected attributes.
+type IndexShape = (Vec<(String, String)>, BTreeSet<String>);
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -629,7 +632,7 @@ fn the_tables_are_exactly_the_stores_tables() {
                 (keys(get(index, "KeySchema")), projected),
             );
         }
-        let expected: BTreeMap<String, (Vec<(String, String)>, BTreeSet<String>)> = table
+        let expected: BTreeMap<String, IndexShape> = table
             .indexes
             .iter()
             .map(|i| {
