@@ -32,14 +32,8 @@ struct State {
     audit: HashMap<TicketId, BTreeMap<u32, AuditEvent>>,
     requests: HashMap<RequestId, TicketId>,
     committed: HashMap<OrderId, Money>,
-    refunds: HashMap<String, Slot>,
-}
-
-#[derive(Debug)]
-enum Slot {
-    Live(LedgerEntry),
-    /// Given back: the key may be reserved again.
-    Released,
+    /// Refund intents by key; `None` once released (the key may be reserved again).
+    refunds: HashMap<String, Option<LedgerEntry>>,
 }
 
 fn intent_of(entry: &LedgerEntry) -> &RefundIntent {
@@ -62,10 +56,7 @@ impl MemoryStore {
 
 impl State {
     fn live_refunds(&self) -> impl Iterator<Item = &RefundIntent> {
-        self.refunds.values().filter_map(|slot| match slot {
-            Slot::Live(entry) => Some(intent_of(entry)),
-            Slot::Released => None,
-        })
+        self.refunds.values().flatten().map(intent_of)
     }
 }
 
@@ -240,13 +231,13 @@ impl RefundLedger for MemoryStore {
         let mut state = self.state();
         let key = &intent.idempotency_key;
         match state.refunds.get(key) {
-            Some(Slot::Live(LedgerEntry::Reserved { intent })) => {
+            Some(Some(LedgerEntry::Reserved { intent })) => {
                 return Ok(Reservation::AlreadyReserved(intent.clone()));
             }
-            Some(Slot::Live(LedgerEntry::Completed { receipt, .. })) => {
+            Some(Some(LedgerEntry::Completed { receipt, .. })) => {
                 return Ok(Reservation::AlreadyCompleted(receipt.clone()));
             }
-            Some(Slot::Released) | None => {}
+            Some(None) | None => {}
         }
         let committed = state
             .committed
@@ -263,7 +254,7 @@ impl RefundLedger for MemoryStore {
         state.committed.insert(intent.order_id.clone(), after);
         state.refunds.insert(
             key.clone(),
-            Slot::Live(LedgerEntry::Reserved {
+            Some(LedgerEntry::Reserved {
                 intent: intent.clone(),
             }),
         );
@@ -273,8 +264,8 @@ impl RefundLedger for MemoryStore {
     async fn complete(&self, key: &str, receipt: &StoredReceipt) -> Result<(), StoreError> {
         let mut state = self.state();
         let intent = match state.refunds.get(key) {
-            Some(Slot::Live(LedgerEntry::Reserved { intent })) => intent.clone(),
-            Some(Slot::Live(LedgerEntry::Completed {
+            Some(Some(LedgerEntry::Reserved { intent })) => intent.clone(),
+            Some(Some(LedgerEntry::Completed {
                 receipt: stored, ..
             })) => {
                 return if checks::same_receipt(stored, receipt) {
@@ -283,14 +274,14 @@ impl RefundLedger for MemoryStore {
                     Err(checks::completed_differently(key))
                 };
             }
-            Some(Slot::Released) | None => {
+            Some(None) | None => {
                 return Err(StoreError::NotFound(format!("refund reservation {key}")));
             }
         };
         checks::receipt_fits(&intent, receipt)?;
         state.refunds.insert(
             key.to_owned(),
-            Slot::Live(LedgerEntry::Completed {
+            Some(LedgerEntry::Completed {
                 intent,
                 receipt: receipt.clone(),
             }),
@@ -301,13 +292,13 @@ impl RefundLedger for MemoryStore {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let mut state = self.state();
         let intent = match state.refunds.get(key) {
-            Some(Slot::Live(LedgerEntry::Reserved { intent })) => intent.clone(),
-            Some(Slot::Live(LedgerEntry::Completed { .. })) => {
+            Some(Some(LedgerEntry::Reserved { intent })) => intent.clone(),
+            Some(Some(LedgerEntry::Completed { .. })) => {
                 return Err(StoreError::Conflict(format!(
                     "refund {key} is completed and cannot be released"
                 )));
             }
-            Some(Slot::Released) => return Ok(()),
+            Some(None) => return Ok(()),
             None => return Err(StoreError::NotFound(format!("refund reservation {key}"))),
         };
         let committed = state
@@ -325,14 +316,14 @@ impl RefundLedger for MemoryStore {
                 StoreError::Corrupt(format!("refund {key}: the order ledger does not cover it"))
             })?;
         state.committed.insert(intent.order_id.clone(), after);
-        state.refunds.insert(key.to_owned(), Slot::Released);
+        state.refunds.insert(key.to_owned(), None);
         Ok(())
     }
 
     async fn entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
         Ok(match self.state().refunds.get(key) {
-            Some(Slot::Live(entry)) => Some(entry.clone()),
-            Some(Slot::Released) | None => None,
+            Some(Some(entry)) => Some(entry.clone()),
+            Some(None) | None => None,
         })
     }
 
