@@ -30,11 +30,9 @@ where
     H: Fn(ApiGatewayV2httpRequest) -> F,
     F: Future<Output = ApiGatewayV2httpResponse>,
 {
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<ApiGatewayV2httpRequest>| {
-            let response = handler(event.payload);
-            async move { Ok::<_, Infallible>(response.await) }
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let response = handler(event.payload);
+        async move { Ok::<_, Infallible>(response.await) }
+    }))
     .await
 }

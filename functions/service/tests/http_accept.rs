@@ -4,8 +4,8 @@
 
 mod http_support;
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use aftersales_domain::{Policy, TicketId};
 use aftersales_service::adapters::workflow::{
@@ -15,9 +15,7 @@ use aftersales_service::adapters::workflow::{
 use aftersales_service::clock::FixedClock;
 use aftersales_service::handlers::accept::{Deps, handle};
 use aftersales_service::signature::{WebhookSecret, sign};
-use aftersales_service::store::{
-    DynamoStore, MemoryStore, TableNames, TicketStore, create_tables,
-};
+use aftersales_service::store::{DynamoStore, MemoryStore, TableNames, TicketStore, create_tables};
 use aftersales_service::testing::moto;
 use async_trait::async_trait;
 use aws_smithy_runtime_api::client::http::{
@@ -110,9 +108,17 @@ async fn a_repeat_with_the_same_content_in_another_layout_is_the_same_request() 
     let w = world();
     let compact = serde_json::to_vec(&request_json("evt_3")).unwrap();
     let pretty = serde_json::to_vec_pretty(&request_json("evt_3")).unwrap();
-    let first = handle(signed_at("POST", ROUTE, &compact, "application/json", now()), &w.deps).await;
+    let first = handle(
+        signed_at("POST", ROUTE, &compact, "application/json", now()),
+        &w.deps,
+    )
+    .await;
 
-    let again = handle(signed_at("POST", ROUTE, &pretty, "application/json", now()), &w.deps).await;
+    let again = handle(
+        signed_at("POST", ROUTE, &pretty, "application/json", now()),
+        &w.deps,
+    )
+    .await;
 
     assert_eq!(status(&first), 202);
     assert_eq!(status(&again), 200);
@@ -213,7 +219,7 @@ async fn aws_world() -> (Arc<World>, Arc<DynamoStore>, aws_sdk_sfn::Client, Stri
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let sdk = moto::shared().sdk_config().await;
-    let http = one_at_a_time(sdk.http_client().expect("a default HTTP client"));
+    let http = one_at_a_time(aws_smithy_http_client::Builder::new().build_http());
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .http_client(http.clone())
@@ -294,7 +300,12 @@ async fn a_signature_made_with_another_secret_is_refused_before_parsing() {
 async fn a_request_without_a_signature_is_refused() {
     let w = world();
     let body = serde_json::to_vec(&request_json("evt_5")).unwrap();
-    let event = event("POST", ROUTE, json!({"content-type": "application/json"}), Some(&body));
+    let event = event(
+        "POST",
+        ROUTE,
+        json!({"content-type": "application/json"}),
+        Some(&body),
+    );
 
     let response = handle(event, &w.deps).await;
 
@@ -308,7 +319,11 @@ async fn a_signature_301_seconds_old_is_stale() {
     let body = serde_json::to_vec(&request_json("evt_6")).unwrap();
     let old = now().checked_sub(SignedDuration::from_secs(301)).unwrap();
 
-    let response = handle(signed_at("POST", ROUTE, &body, "application/json", old), &w.deps).await;
+    let response = handle(
+        signed_at("POST", ROUTE, &body, "application/json", old),
+        &w.deps,
+    )
+    .await;
 
     assert_eq!(status(&response), 401);
     assert_eq!(error(&response).0, "stale_signature");
@@ -321,7 +336,11 @@ async fn a_body_over_256_kib_is_too_large() {
     request["padding"] = json!("x".repeat(300 * 1024));
     let body = serde_json::to_vec(&request).unwrap();
 
-    let response = handle(signed_at("POST", ROUTE, &body, "application/json", now()), &w.deps).await;
+    let response = handle(
+        signed_at("POST", ROUTE, &body, "application/json", now()),
+        &w.deps,
+    )
+    .await;
 
     assert_eq!(status(&response), 413);
     assert_eq!(error(&response).0, "payload_too_large");
@@ -332,7 +351,11 @@ async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
     let w = world();
     let body = serde_json::to_vec(&request_json("evt_8")).unwrap();
 
-    let response = handle(signed_at("POST", ROUTE, &body, "text/plain", now()), &w.deps).await;
+    let response = handle(
+        signed_at("POST", ROUTE, &body, "text/plain", now()),
+        &w.deps,
+    )
+    .await;
 
     assert_eq!(status(&response), 415);
     assert_eq!(error(&response).0, "unsupported_media_type");
@@ -342,7 +365,13 @@ async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
 async fn json_with_a_utf8_charset_is_accepted() {
     let w = world();
     let body = serde_json::to_vec(&request_json("evt_9")).unwrap();
-    let event = signed_at("POST", ROUTE, &body, "application/json; charset=utf-8", now());
+    let event = signed_at(
+        "POST",
+        ROUTE,
+        &body,
+        "application/json; charset=utf-8",
+        now(),
+    );
 
     assert_eq!(status(&handle(event, &w.deps).await), 202);
 }
@@ -352,7 +381,11 @@ async fn malformed_json_is_invalid_json() {
     let w = world();
     let body = br#"{"request_id": "evt_10", "channel": "#;
 
-    let response = handle(signed_at("POST", ROUTE, body, "application/json", now()), &w.deps).await;
+    let response = handle(
+        signed_at("POST", ROUTE, body, "application/json", now()),
+        &w.deps,
+    )
+    .await;
 
     assert_eq!(status(&response), 400);
     assert_eq!(error(&response), ("invalid_json".into(), None));
@@ -369,9 +402,18 @@ async fn a_wrong_field_is_named_in_the_error() {
     assert_eq!(status(&response), 400);
     assert_eq!(
         error(&response),
-        ("invalid_field".into(), Some("order.lines[0].quantity".into()))
+        (
+            "invalid_field".into(),
+            Some("order.lines[0].quantity".into())
+        )
     );
-    assert!(w.store.find_by_request(&"evt_11".parse().unwrap()).await.unwrap().is_none());
+    assert!(
+        w.store
+            .find_by_request(&"evt_11".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(w.workflow.calls().is_empty());
 }
 
@@ -390,7 +432,11 @@ async fn a_base64_encoded_body_is_verified_and_parsed_as_its_bytes() {
 async fn unknown_routes_are_not_found_and_other_methods_not_allowed() {
     let w = world();
 
-    let unknown = handle(signed_post("/v1/requestz", &request_json("evt_13")), &w.deps).await;
+    let unknown = handle(
+        signed_post("/v1/requestz", &request_json("evt_13")),
+        &w.deps,
+    )
+    .await;
     let get = handle(signed_get(ROUTE), &w.deps).await;
 
     assert_eq!(status(&unknown), 404);
@@ -415,8 +461,17 @@ async fn no_personal_data_reaches_the_logs() {
     // then
     assert_eq!(status(&accepted), 202);
     let text = logs.text();
-    assert!(text.contains("request accepted"), "the capture works: {text}");
-    for private in [CUSTOMER_NAME, CUSTOMER_EMAIL, CUSTOMER_PHONE, DESCRIPTION, "Zhao"] {
+    assert!(
+        text.contains("request accepted"),
+        "the capture works: {text}"
+    );
+    for private in [
+        CUSTOMER_NAME,
+        CUSTOMER_EMAIL,
+        CUSTOMER_PHONE,
+        DESCRIPTION,
+        "Zhao",
+    ] {
         assert!(!text.contains(private), "{private:?} was logged:\n{text}");
     }
 }
@@ -501,6 +556,13 @@ async fn a_future_submission_time_does_not_stretch_the_first_response_promise() 
 
     let response = handle(signed_post(ROUTE, &request), &w.deps).await;
 
-    let due: Timestamp = body(&response)["first_response_due"].as_str().unwrap().parse().unwrap();
-    assert_eq!(due, now().checked_add(SignedDuration::from_hours(4)).unwrap());
+    let due: Timestamp = body(&response)["first_response_due"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        due,
+        now().checked_add(SignedDuration::from_hours(4)).unwrap()
+    );
 }

@@ -110,7 +110,12 @@ async fn observed() -> Vec<(String, u16, Option<String>)> {
         signed_post(route, &request_json("evt_doc")),
         signed_post(route, &request_json("evt_doc")),
         signed_post(route, &other),
-        event("POST", route, json!({"content-type": "application/json"}), Some(&request)),
+        event(
+            "POST",
+            route,
+            json!({"content-type": "application/json"}),
+            Some(&request),
+        ),
         signed_at("POST", route, &request, "application/json", old),
         signed_at("POST", route, b"{", "application/json", now()),
         signed_post(route, &json!({"request_id": "evt_x"})),
@@ -136,7 +141,10 @@ async fn observed() -> Vec<(String, u16, Option<String>)> {
         event("GET", &status_of(&waiting.id), json!({}), None),
         signed_post(&status_of(&waiting.id), &json!({})),
     ] {
-        note(respond::STATUS_ROUTE, respond::handle(event, &respond_deps).await);
+        note(
+            respond::STATUS_ROUTE,
+            respond::handle(event, &respond_deps).await,
+        );
     }
     let survey = json!({"kind": "survey", "score": 4});
     let path = responses_of(&waiting.id);
@@ -146,13 +154,27 @@ async fn observed() -> Vec<(String, u16, Option<String>)> {
         signed_post(&path, &survey),
         signed_post(&path, &json!({"kind": "survey", "score": 9})),
         signed_at("POST", &path, b"[", "application/json", now()),
-        signed_at("POST", &path, &serde_json::to_vec(&big).unwrap(), "application/json", now()),
+        signed_at(
+            "POST",
+            &path,
+            &serde_json::to_vec(&big).unwrap(),
+            "application/json",
+            now(),
+        ),
         signed_at("POST", &path, b"{}", "text/plain", now()),
-        event("POST", &path, json!({"content-type": "application/json"}), Some(b"{}")),
+        event(
+            "POST",
+            &path,
+            json!({"content-type": "application/json"}),
+            Some(b"{}"),
+        ),
         signed_post(&responses_of(&unknown), &survey),
         signed_get(&path),
     ] {
-        note(respond::RESPONSES_ROUTE, respond::handle(event, &respond_deps).await);
+        note(
+            respond::RESPONSES_ROUTE,
+            respond::handle(event, &respond_deps).await,
+        );
     }
     seen
 }
@@ -164,7 +186,11 @@ async fn every_route_and_every_status_a_handler_answers_with_is_documented() {
     let routes: BTreeSet<&str> = documented.keys().map(String::as_str).collect();
     assert_eq!(
         routes,
-        BTreeSet::from([accept::ROUTE, respond::STATUS_ROUTE, respond::RESPONSES_ROUTE])
+        BTreeSet::from([
+            accept::ROUTE,
+            respond::STATUS_ROUTE,
+            respond::RESPONSES_ROUTE
+        ])
     );
     let seen = observed().await;
     let statuses: BTreeSet<u16> = seen.iter().map(|(_, s, _)| *s).collect();
@@ -189,7 +215,10 @@ async fn every_route_and_every_status_a_handler_answers_with_is_documented() {
 fn every_error_code_is_documented_with_its_status() {
     let yaml = openapi();
     let codes = documented_codes(&yaml);
-    let ours: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+    let ours: BTreeSet<String> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
     assert_eq!(codes, ours);
     let documented = documented_statuses(&yaml);
     for code in ErrorCode::ALL {
@@ -209,6 +238,7 @@ fn every_error_code_is_documented_with_its_status() {
 fn the_request_schema_the_openapi_file_refers_to_exists() {
     let yaml = openapi();
     assert!(yaml.contains("$ref: './schema/request.schema.json'"));
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema/request.schema.json");
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema/request.schema.json");
     assert!(schema.is_file());
 }

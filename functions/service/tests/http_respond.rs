@@ -95,17 +95,17 @@ async fn assert_accepted(
     response: &ApiGatewayV2httpResponse,
     ticket: &Ticket,
     kind: &str,
-    status: &str,
+    expected_status: &str,
     output: Value,
 ) {
     assert_eq!(status(response), 202, "{:?}", response.body);
     assert_eq!(
         body(response),
-        json!({"ticket_id": ticket.id.as_str(), "status": status, "accepted": kind})
+        json!({"ticket_id": ticket.id.as_str(), "status": expected_status, "accepted": kind})
     );
     assert_eq!(task_successes(w), vec![(TOKEN.to_owned(), output)]);
     let after = stored(w, &ticket.id).await;
-    assert_eq!(after.status.as_str(), status);
+    assert_eq!(after.status.as_str(), expected_status);
     assert_eq!(after.waiting, None);
     assert_eq!(after.responses.len(), 1);
 }
@@ -116,17 +116,44 @@ async fn evidence_resumes_the_waiting_step_and_sends_the_ticket_back_to_diagnosi
     let w = world();
     let ticket = waiting(&w, WaitKind::Evidence).await;
     // when
-    let response = answer(&w, &ticket.id, json!({"kind": "evidence", "evidence": [
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "evidence", "evidence": [
         {"kind": "photo", "url": "https://cdn.shop.example/u/2.jpg"},
-        {"kind": "video", "url": "https://cdn.shop.example/u/3.mp4"}]}))
+        {"kind": "video", "url": "https://cdn.shop.example/u/3.mp4"}]}),
+    )
     .await;
     // then
-    assert_accepted(&w, &response, &ticket, "evidence", "received",
-                    json!({"kind": "evidence", "items": 2})).await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "evidence",
+        "received",
+        json!({"kind": "evidence", "items": 2}),
+    )
+    .await;
     let after = stored(&w, &ticket.id).await;
-    let kinds: Vec<EvidenceKind> = after.request.problem.evidence.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, vec![EvidenceKind::Photo, EvidenceKind::Photo, EvidenceKind::Video]);
-    assert_eq!(events(&w, &ticket.id).await.last(), Some(&"evidence_received"));
+    let kinds: Vec<EvidenceKind> = after
+        .request
+        .problem
+        .evidence
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EvidenceKind::Photo,
+            EvidenceKind::Photo,
+            EvidenceKind::Video
+        ]
+    );
+    assert_eq!(
+        events(&w, &ticket.id).await.last(),
+        Some(&"evidence_received")
+    );
 }
 
 #[tokio::test]
@@ -135,13 +162,23 @@ async fn accepting_an_option_records_the_choice_and_resumes_with_its_resolution(
     let ticket = waiting(&w, WaitKind::Decision).await;
     let option = ticket.proposal.as_ref().unwrap().options[0].clone();
 
-    let response = answer(&w, &ticket.id,
-                          json!({"kind": "decision", "option_id": option.id.as_str()})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "decision", "option_id": option.id.as_str()}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "decision", "in_progress",
-                    json!({"kind": "decision", "outcome": "accepted",
-                           "option_id": option.id.as_str(), "resolution": option.kind.as_str()}))
-        .await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "decision",
+        "in_progress",
+        json!({"kind": "decision", "outcome": "accepted",
+                           "option_id": option.id.as_str(), "resolution": option.kind.as_str()}),
+    )
+    .await;
     let chosen = stored(&w, &ticket.id).await.chosen.unwrap();
     assert_eq!(chosen.option_id.as_deref(), Some(option.id.as_str()));
     assert_eq!(chosen.kind, option.kind);
@@ -153,12 +190,26 @@ async fn declining_the_proposal_sends_the_ticket_to_review() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Decision).await;
 
-    let response = answer(&w, &ticket.id,
-                          json!({"kind": "decision", "decline": {"reason": "too slow"}})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "decision", "decline": {"reason": "too slow"}}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "decision", "under_review",
-                    json!({"kind": "decision", "outcome": "declined"})).await;
-    assert_eq!(events(&w, &ticket.id).await.last(), Some(&"proposal_declined"));
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "decision",
+        "under_review",
+        json!({"kind": "decision", "outcome": "declined"}),
+    )
+    .await;
+    assert_eq!(
+        events(&w, &ticket.id).await.last(),
+        Some(&"proposal_declined")
+    );
 }
 
 #[tokio::test]
@@ -166,12 +217,23 @@ async fn a_counter_offer_goes_to_review_with_its_resolution() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Decision).await;
 
-    let response = answer(&w, &ticket.id, json!({"kind": "decision",
-        "counter": {"kind": "exchange", "note": "I would rather have a new one"}})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "decision",
+        "counter": {"kind": "exchange", "note": "I would rather have a new one"}}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "decision", "under_review",
-                    json!({"kind": "decision", "outcome": "countered", "resolution": "exchange"}))
-        .await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "decision",
+        "under_review",
+        json!({"kind": "decision", "outcome": "countered", "resolution": "exchange"}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -179,11 +241,19 @@ async fn a_counter_above_what_was_paid_is_refused() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Decision).await;
 
-    let response = answer(&w, &ticket.id, json!({"kind": "decision",
-        "counter": {"kind": "refund", "amount": 70701, "note": "all of it and more"}})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "decision",
+        "counter": {"kind": "refund", "amount": 70701, "note": "all of it and more"}}),
+    )
+    .await;
 
     assert_eq!(status(&response), 400);
-    assert_eq!(error(&response), ("invalid_field".into(), Some("counter.amount".into())));
+    assert_eq!(
+        error(&response),
+        ("invalid_field".into(), Some("counter.amount".into()))
+    );
     assert!(task_successes(&w).is_empty());
 }
 
@@ -192,18 +262,31 @@ async fn a_returned_parcel_records_each_line_as_the_warehouse_found_it() {
     let w = world();
     let ticket = waiting(&w, WaitKind::ReturnParcel).await;
 
-    let response = answer(&w, &ticket.id, json!({"kind": "return_received",
-        "lines": [{"line_id": "L1", "quantity": 2, "disposition": "damaged"}]})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "return_received",
+        "lines": [{"line_id": "L1", "quantity": 2, "disposition": "damaged"}]}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "return_received", "in_progress",
-                    json!({"kind": "return_received", "all_restockable": false, "units": 2}))
-        .await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "return_received",
+        "in_progress",
+        json!({"kind": "return_received", "all_restockable": false, "units": 2}),
+    )
+    .await;
     let returned = stored(&w, &ticket.id).await.returned;
     assert_eq!(returned.len(), 1);
     assert_eq!(returned[0].disposition, Disposition::Damaged);
     let audit = w.store.audit_trail(&ticket.id).await.unwrap();
-    assert!(matches!(audit.last().unwrap().actor,
-                     aftersales_domain::lifecycle::Actor::Warehouse));
+    assert!(matches!(
+        audit.last().unwrap().actor,
+        aftersales_domain::lifecycle::Actor::Warehouse
+    ));
 }
 
 #[tokio::test]
@@ -211,11 +294,22 @@ async fn a_survey_answer_is_stored_and_closes_the_ticket() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Survey).await;
 
-    let response = answer(&w, &ticket.id,
-                          json!({"kind": "survey", "score": 4, "comment": "fine"})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "survey", "score": 4, "comment": "fine"}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "survey", "closed",
-                    json!({"kind": "survey", "score": 4})).await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "survey",
+        "closed",
+        json!({"kind": "survey", "score": 4}),
+    )
+    .await;
     assert_eq!(stored(&w, &ticket.id).await.survey.unwrap().score, Some(4));
 }
 
@@ -224,12 +318,23 @@ async fn an_agent_granting_a_resolution_moves_the_ticket_on() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Agent).await;
 
-    let response = answer(&w, &ticket.id, json!({"kind": "agent_decision", "agent": "a-17",
-        "option": {"kind": "refund", "amount": 29900}})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "agent_decision", "agent": "a-17",
+        "option": {"kind": "refund", "amount": 29900}}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "agent_decision", "in_progress",
-                    json!({"kind": "agent_decision", "outcome": "option", "resolution": "refund"}))
-        .await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "agent_decision",
+        "in_progress",
+        json!({"kind": "agent_decision", "outcome": "option", "resolution": "refund"}),
+    )
+    .await;
     let chosen = stored(&w, &ticket.id).await.chosen.unwrap();
     assert_eq!(chosen.kind, ResolutionKind::Refund);
     assert_eq!(chosen.amount.unwrap().minor, 29900);
@@ -240,11 +345,23 @@ async fn an_agent_rejecting_the_request_turns_it_down() {
     let w = world();
     let ticket = waiting(&w, WaitKind::Agent).await;
 
-    let response = answer(&w, &ticket.id, json!({"kind": "agent_decision", "agent": "a-17",
-        "reject": {"reason": "outside the policy"}})).await;
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "agent_decision", "agent": "a-17",
+        "reject": {"reason": "outside the policy"}}),
+    )
+    .await;
 
-    assert_accepted(&w, &response, &ticket, "agent_decision", "rejected",
-                    json!({"kind": "agent_decision", "outcome": "reject"})).await;
+    assert_accepted(
+        &w,
+        &response,
+        &ticket,
+        "agent_decision",
+        "rejected",
+        json!({"kind": "agent_decision", "outcome": "reject"}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -256,7 +373,10 @@ async fn an_answer_the_ticket_is_not_waiting_for_is_a_conflict_that_names_what_i
 
     assert_eq!(status(&response), 409);
     assert_eq!(error(&response).0, "conflict");
-    let message = body(&response)["error"]["message"].as_str().unwrap().to_owned();
+    let message = body(&response)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("waiting for decision"), "{message}");
     assert!(task_successes(&w).is_empty());
     assert_eq!(stored(&w, &ticket.id).await, ticket);
@@ -271,8 +391,13 @@ async fn an_identical_repeat_is_200_with_the_same_body_and_resumes_nothing() {
     let after_first = stored(&w, &ticket.id).await;
     // when: the same answer, keys in another order
     let again = handle(
-        signed_at("POST", &responses(&ticket.id), br#"{ "score": 2, "kind": "survey" }"#,
-                  "application/json", now()),
+        signed_at(
+            "POST",
+            &responses(&ticket.id),
+            br#"{ "score": 2, "kind": "survey" }"#,
+            "application/json",
+            now(),
+        ),
         &w.deps,
     )
     .await;
@@ -334,7 +459,10 @@ async fn an_answer_for_a_step_that_timed_out_is_recorded_but_a_conflict() {
     let response = answer(&w, &ticket.id, json!({"kind": "survey", "score": 3})).await;
     // then
     assert_eq!(status(&response), 409);
-    let message = body(&response)["error"]["message"].as_str().unwrap().to_owned();
+    let message = body(&response)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(message.contains("no longer waiting"), "{message}");
     let after = stored(&w, &ticket.id).await;
     assert_eq!(after.survey.unwrap().score, Some(3));
@@ -388,10 +516,16 @@ async fn a_throttled_resume_is_completed_by_the_repeat_and_the_answer_is_kept() 
     // then: resumed exactly once, the wait released
     assert_eq!(status(&again), 200);
     assert_eq!(body(&again)["status"], "closed");
-    assert_eq!(task_successes(&w), vec![(TOKEN.to_owned(), json!({"kind": "survey", "score": 5}))]);
+    assert_eq!(
+        task_successes(&w),
+        vec![(TOKEN.to_owned(), json!({"kind": "survey", "score": 5}))]
+    );
     assert_eq!(stored(&w, &ticket.id).await.waiting, None);
     // and a third delivery changes nothing
-    assert_eq!(status(&answer(&w, &ticket.id, json!({"kind": "survey", "score": 5})).await), 200);
+    assert_eq!(
+        status(&answer(&w, &ticket.id, json!({"kind": "survey", "score": 5})).await),
+        200
+    );
     assert_eq!(task_successes(&w).len(), 1);
 }
 
@@ -409,25 +543,52 @@ async fn invalid_answers_name_the_field_at_fault() {
         (&survey, json!({"kind": "survey"}), "score"),
         (&survey, json!({"kind": "feedback"}), "kind"),
         (&survey, json!({"score": 4}), "kind"),
-        (&decision, json!({"kind": "decision", "option_id": "opt-99"}), "option_id"),
+        (
+            &decision,
+            json!({"kind": "decision", "option_id": "opt-99"}),
+            "option_id",
+        ),
         (&decision, json!({"kind": "decision"}), "option_id"),
-        (&decision, json!({"kind": "decision", "option_id": "opt-1", "decline": {"reason": "x"}}),
-         "decline"),
-        (&parcel, json!({"kind": "return_received",
+        (
+            &decision,
+            json!({"kind": "decision", "option_id": "opt-1", "decline": {"reason": "x"}}),
+            "decline",
+        ),
+        (
+            &parcel,
+            json!({"kind": "return_received",
                          "lines": [line("L1", 1, "restock"), line("L1", 1, "smashed")]}),
-         "lines[1].disposition"),
-        (&parcel, json!({"kind": "return_received", "lines": [line("L9", 1, "restock")]}),
-         "lines[0].line_id"),
-        (&parcel, json!({"kind": "return_received", "lines": [line("L2", 1, "restock")]}),
-         "lines[0].line_id"),
-        (&parcel, json!({"kind": "return_received", "lines": [line("L1", 3, "restock")]}),
-         "lines[0].quantity"),
-        (&parcel, json!({"kind": "return_received", "lines": []}), "lines"),
+            "lines[1].disposition",
+        ),
+        (
+            &parcel,
+            json!({"kind": "return_received", "lines": [line("L9", 1, "restock")]}),
+            "lines[0].line_id",
+        ),
+        (
+            &parcel,
+            json!({"kind": "return_received", "lines": [line("L2", 1, "restock")]}),
+            "lines[0].line_id",
+        ),
+        (
+            &parcel,
+            json!({"kind": "return_received", "lines": [line("L1", 3, "restock")]}),
+            "lines[0].quantity",
+        ),
+        (
+            &parcel,
+            json!({"kind": "return_received", "lines": []}),
+            "lines",
+        ),
     ];
     for (ticket, body, field) in cases {
         let response = answer(&w, &ticket.id, body.clone()).await;
         assert_eq!(status(&response), 400, "{body}");
-        assert_eq!(error(&response), ("invalid_field".into(), Some(field.into())), "{body}");
+        assert_eq!(
+            error(&response),
+            ("invalid_field".into(), Some(field.into())),
+            "{body}"
+        );
     }
     assert!(task_successes(&w).is_empty());
 }
@@ -450,13 +611,28 @@ async fn the_status_shows_the_proposal_and_timeline_but_no_token_or_contact_data
     assert_eq!(doc["waiting_for"], "decision");
     let option = &doc["proposal"]["options"][0];
     assert_eq!(option["id"], "opt-1");
-    assert!(option["explanation"].as_str().is_some_and(|e| !e.is_empty()));
-    let timeline: Vec<&str> = doc["timeline"].as_array().unwrap().iter()
-        .map(|e| e["event"].as_str().unwrap()).collect();
+    assert!(
+        option["explanation"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
+    let timeline: Vec<&str> = doc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(timeline, vec!["received", "diagnosed", "proposed"]);
     assert_eq!(doc["timeline"][0]["actor"], "storefront");
     let text = doc.to_string();
-    for hidden in [TOKEN, CUSTOMER_EMAIL, CUSTOMER_PHONE, CUSTOMER_NAME, DESCRIPTION, "task_token"] {
+    for hidden in [
+        TOKEN,
+        CUSTOMER_EMAIL,
+        CUSTOMER_PHONE,
+        CUSTOMER_NAME,
+        DESCRIPTION,
+        "task_token",
+    ] {
         assert!(!text.contains(hidden), "{hidden:?} shown: {text}");
     }
 }
@@ -466,7 +642,10 @@ async fn unknown_and_malformed_ticket_ids_are_not_found() {
     let w = world();
     let unknown = TicketId::generate(now(), 99);
 
-    for path in [format!("/v1/tickets/{unknown}"), "/v1/tickets/T-123".to_owned()] {
+    for path in [
+        format!("/v1/tickets/{unknown}"),
+        "/v1/tickets/T-123".to_owned(),
+    ] {
         let response = handle(signed_get(&path), &w.deps).await;
         assert_eq!(status(&response), 404, "{path}");
         assert_eq!(error(&response).0, "not_found");
@@ -492,12 +671,21 @@ async fn wrong_methods_and_unknown_routes_are_refused() {
     let w = world();
     let id = TicketId::generate(now(), 5);
 
-    let post_status = handle(signed_post(&format!("/v1/tickets/{id}"), &json!({})), &w.deps).await;
+    let post_status = handle(
+        signed_post(&format!("/v1/tickets/{id}"), &json!({})),
+        &w.deps,
+    )
+    .await;
     let get_responses = handle(signed_get(&responses(&id)), &w.deps).await;
     let unknown = handle(signed_get(&format!("/v1/tickets/{id}/other")), &w.deps).await;
 
-    assert_eq!((status(&post_status), post_status.headers.get("allow").unwrap().to_str().unwrap()),
-               (405, "GET"));
+    assert_eq!(
+        (
+            status(&post_status),
+            post_status.headers.get("allow").unwrap().to_str().unwrap()
+        ),
+        (405, "GET")
+    );
     assert_eq!(status(&get_responses), 405);
     assert_eq!(status(&unknown), 404);
 }

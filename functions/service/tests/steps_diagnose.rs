@@ -57,7 +57,10 @@ async fn a_damage_claim_without_photos_asks_for_evidence() {
 
     assert_eq!(out.route, DiagnoseRoute::RequestEvidence);
     assert_eq!(out.department, Department::Logistics);
-    assert_eq!(load(store.as_ref(), &id).await.status, TicketStatus::AwaitingEvidence);
+    assert_eq!(
+        load(store.as_ref(), &id).await.status,
+        TicketStatus::AwaitingEvidence
+    );
     assert_eq!(
         events(store.as_ref(), &id).await,
         ["received", "diagnosed", "evidence_requested"]
@@ -76,7 +79,10 @@ async fn an_amount_over_the_auto_approve_limit_goes_to_a_person_with_the_reason(
 
     assert_eq!(out.route, DiagnoseRoute::Review);
     assert_eq!(out.review_reasons, ["amount_over_auto_approve_limit"]);
-    assert_eq!(load(store.as_ref(), &id).await.status, TicketStatus::UnderReview);
+    assert_eq!(
+        load(store.as_ref(), &id).await.status,
+        TicketStatus::UnderReview
+    );
     let trail = trail(store.as_ref(), &id).await;
     let last = trail.last().unwrap();
     assert_eq!(

@@ -76,7 +76,10 @@ fn payment_errors_retry_only_transient_failures() {
     assert_eq!(StepError::from(transient).name(), "Retryable");
     let declined = StepError::from(declined);
     assert_eq!(declined.name(), "PaymentDeclined");
-    assert!(!declined.to_string().contains("card"), "provider text stays out: {declined}");
+    assert!(
+        !declined.to_string().contains("card"),
+        "provider text stays out: {declined}"
+    );
     assert_eq!(StepError::from(misconfigured).name(), "PaymentDeclined");
     assert_eq!(StepError::from(unexpected).name(), "PaymentDeclined");
 }
@@ -95,8 +98,8 @@ fn a_malformed_step_input_is_invalid_input_naming_the_field() {
         .expect_err("unknown field");
     assert_eq!(error.name(), "InvalidInput");
 
-    let error = parse_input::<DiagnoseInput>(json!({"ticket_id": "not-a-ticket"}))
-        .expect_err("bad id");
+    let error =
+        parse_input::<DiagnoseInput>(json!({"ticket_id": "not-a-ticket"})).expect_err("bad id");
     assert_eq!(error.name(), "InvalidInput");
     assert!(error.to_string().contains("ticket_id"), "{error}");
 }

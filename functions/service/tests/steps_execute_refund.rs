@@ -125,7 +125,11 @@ async fn invoked_three_times_the_merchant_endpoint_sees_one_request() {
         handle(input(&id, RefundStep::Refund), &deps).await.unwrap(),
     ];
 
-    assert!(outputs.iter().all(|o| o.refund_id == "rf_1" && o.amount == 29900));
+    assert!(
+        outputs
+            .iter()
+            .all(|o| o.refund_id == "rf_1" && o.amount == 29900)
+    );
     server.verify().await;
 }
 
@@ -213,9 +217,12 @@ async fn a_declined_refund_is_payment_declined_and_frees_the_reservation() {
     )
     .await;
 
-    let error = handle(input(&id, RefundStep::Refund), &deps(&store, gateway.clone()))
-        .await
-        .unwrap_err();
+    let error = handle(
+        input(&id, RefundStep::Refund),
+        &deps(&store, gateway.clone()),
+    )
+    .await
+    .unwrap_err();
 
     assert_eq!(error.name(), "PaymentDeclined");
     let order = "ORD-1".parse().unwrap();
@@ -250,18 +257,31 @@ async fn a_transient_failure_is_retryable_and_the_retry_reuses_the_idempotency_k
     .await;
     let deps = deps(&store, merchant_endpoint(&server).await);
 
-    let error = handle(input(&id, RefundStep::Refund), &deps).await.unwrap_err();
+    let error = handle(input(&id, RefundStep::Refund), &deps)
+        .await
+        .unwrap_err();
     let reserved = store.committed(&"ORD-1".parse().unwrap()).await.unwrap();
     let retried = handle(input(&id, RefundStep::Refund), &deps).await.unwrap();
 
     assert_eq!(error.name(), "Retryable");
-    assert_eq!(reserved.map(|m| m.minor), Some(29900), "kept while retrying");
+    assert_eq!(
+        reserved.map(|m| m.minor),
+        Some(29900),
+        "kept while retrying"
+    );
     assert_eq!(retried.refund_id, "rf_after_retry");
     assert!(!retried.replayed);
     let requests = server.received_requests().await.unwrap();
     let keys: Vec<_> = requests
         .iter()
-        .map(|r| r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_owned())
+        .map(|r| {
+            r.headers
+                .get("Idempotency-Key")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(keys, [format!("{id}:refund"), format!("{id}:refund")]);
 }
@@ -284,7 +304,9 @@ async fn a_return_refund_pays_only_the_share_that_came_back_restockable() {
     let diagnose_input = DiagnoseInput {
         ticket_id: id.clone(),
     };
-    diagnose::handle(diagnose_input, &diagnose_deps).await.unwrap();
+    diagnose::handle(diagnose_input, &diagnose_deps)
+        .await
+        .unwrap();
     advance(
         store.as_ref(),
         &id,
@@ -324,7 +346,10 @@ async fn a_return_refund_pays_only_the_share_that_came_back_restockable() {
         .await
         .unwrap();
 
-    assert_eq!(out.amount, 9400, "half of 18800: one of two units is restockable");
+    assert_eq!(
+        out.amount, 9400,
+        "half of 18800: one of two units is restockable"
+    );
     assert_eq!(out.currency.code(), "CNY");
 }
 
@@ -340,9 +365,12 @@ async fn a_step_that_does_not_fit_the_chosen_resolution_is_a_policy_violation() 
     )
     .await;
 
-    let error = handle(input(&id, RefundStep::Refund), &deps(&store, gateway.clone()))
-        .await
-        .unwrap_err();
+    let error = handle(
+        input(&id, RefundStep::Refund),
+        &deps(&store, gateway.clone()),
+    )
+    .await
+    .unwrap_err();
 
     assert_eq!(error.name(), "PolicyViolation");
     assert_eq!(gateway.calls.load(Ordering::SeqCst), 0);
@@ -360,9 +388,12 @@ async fn a_price_adjustment_refunds_the_chosen_amount_once() {
     )
     .await;
 
-    let out = handle(input(&id, RefundStep::PriceAdjustment), &deps(&store, gateway.clone()))
-        .await
-        .unwrap();
+    let out = handle(
+        input(&id, RefundStep::PriceAdjustment),
+        &deps(&store, gateway.clone()),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(out.amount, 2990);
     assert_eq!(

@@ -12,9 +12,7 @@ use aftersales_service::adapters::notify::{
     Delivery, FanOut, Milestone, NotificationChannel, NotifyError, OutboxChannel, OutgoingMessage,
 };
 use aftersales_service::handlers::steps::diagnose::{self, DiagnoseDeps, DiagnoseInput};
-use aftersales_service::handlers::steps::notify::{
-    NotifyDeps, NotifyInput, SurveyLink, handle,
-};
+use aftersales_service::handlers::steps::notify::{NotifyDeps, NotifyInput, SurveyLink, handle};
 use aftersales_service::handlers::steps::propose::{self, ProposeDeps, ProposeInput};
 use aftersales_service::store::MemoryStore;
 use async_trait::async_trait;
@@ -63,7 +61,11 @@ async fn awaiting_evidence(store: &Arc<MemoryStore>) -> TicketId {
 }
 
 async fn proposed(store: &Arc<MemoryStore>) -> TicketId {
-    let id = open(store, request_from(request_json(&format!("evt_p_{}", rand_suffix())))).await;
+    let id = open(
+        store,
+        request_from(request_json(&format!("evt_p_{}", rand_suffix()))),
+    )
+    .await;
     let diagnose_deps = DiagnoseDeps {
         store: store.clone(),
         policy: policy(),
@@ -72,7 +74,9 @@ async fn proposed(store: &Arc<MemoryStore>) -> TicketId {
     let diagnose_input = DiagnoseInput {
         ticket_id: id.clone(),
     };
-    diagnose::handle(diagnose_input, &diagnose_deps).await.unwrap();
+    diagnose::handle(diagnose_input, &diagnose_deps)
+        .await
+        .unwrap();
     let propose_deps = ProposeDeps {
         store: store.clone(),
         policy: policy(),
@@ -85,7 +89,11 @@ async fn proposed(store: &Arc<MemoryStore>) -> TicketId {
     id
 }
 
-async fn in_progress(store: &Arc<MemoryStore>, kind: ResolutionKind, amount: Option<i64>) -> TicketId {
+async fn in_progress(
+    store: &Arc<MemoryStore>,
+    kind: ResolutionKind,
+    amount: Option<i64>,
+) -> TicketId {
     let json = request_json(&format!("evt_ip_{}", rand_suffix()));
     decided(store.as_ref(), request_from(json), kind, amount).await
 }
@@ -106,18 +114,30 @@ async fn given(
     let cny = "CNY".parse().unwrap();
     match milestone {
         M::Acknowledged => (
-            open(store, request_from(request_json(&format!("evt_a_{}", rand_suffix())))).await,
+            open(
+                store,
+                request_from(request_json(&format!("evt_a_{}", rand_suffix()))),
+            )
+            .await,
             None,
             None,
         ),
-        M::EvidenceRequested => (awaiting_evidence(store).await, Some(WaitKind::Evidence), None),
+        M::EvidenceRequested => (
+            awaiting_evidence(store).await,
+            Some(WaitKind::Evidence),
+            None,
+        ),
         M::EvidenceReminder => (
             awaiting_evidence(store).await,
             Some(WaitKind::Evidence),
             Some("reminder_sent"),
         ),
         M::UnderReview => {
-            let id = open(store, request_from(request_json(&format!("evt_r_{}", rand_suffix())))).await;
+            let id = open(
+                store,
+                request_from(request_json(&format!("evt_r_{}", rand_suffix()))),
+            )
+            .await;
             let events = vec![
                 diagnosed_event(),
                 TicketEvent::EscalatedToAgent {
@@ -192,7 +212,11 @@ async fn given(
             Some("resolved"),
         ),
         M::Rejected => {
-            let id = open(store, request_from(request_json(&format!("evt_x_{}", rand_suffix())))).await;
+            let id = open(
+                store,
+                request_from(request_json(&format!("evt_x_{}", rand_suffix()))),
+            )
+            .await;
             let events = vec![
                 diagnosed_event(),
                 TicketEvent::Rejected {
@@ -202,7 +226,11 @@ async fn given(
             advance(store.as_ref(), &id, events, |_| {}).await;
             (id, None, None)
         }
-        M::ClosedUnanswered => (awaiting_evidence(store).await, None, Some("closed_unanswered")),
+        M::ClosedUnanswered => (
+            awaiting_evidence(store).await,
+            None,
+            Some("closed_unanswered"),
+        ),
         M::Survey => {
             let id = in_progress(store, ResolutionKind::Refund, Some(29900)).await;
             let event = TicketEvent::Resolved {
@@ -233,9 +261,12 @@ async fn every_milestone_records_its_event_stores_the_token_and_sends_one_messag
         let (id, wait, event) = given(&store, milestone).await;
         let before = events(store.as_ref(), &id).await;
 
-        let out = handle(input(&id, milestone, wait), &deps(&store, Arc::new(outbox.clone())))
-            .await
-            .unwrap_or_else(|e| panic!("{milestone}: {e}"));
+        let out = handle(
+            input(&id, milestone, wait),
+            &deps(&store, Arc::new(outbox.clone())),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{milestone}: {e}"));
 
         assert_eq!((out.sent, out.replayed), (1, false), "{milestone}");
         let mut expected = before.clone();
@@ -258,7 +289,10 @@ async fn every_milestone_records_its_event_stores_the_token_and_sends_one_messag
         let sent = outbox.for_ticket(&id);
         assert_eq!(sent.len(), 1, "{milestone}");
         assert_eq!(sent[0].milestone(), milestone);
-        assert!(!sent[0].body().contains(TOKEN), "{milestone}: the token stays private");
+        assert!(
+            !sent[0].body().contains(TOKEN),
+            "{milestone}: the token stays private"
+        );
     }
 }
 
@@ -331,9 +365,12 @@ async fn a_rerun_sends_nothing_twice_and_keeps_the_newest_token() {
     let outbox = OutboxChannel::new();
     let id = proposed(&store).await;
     let deps = deps(&store, Arc::new(outbox.clone()));
-    handle(input(&id, Milestone::Proposal, Some(WaitKind::Decision)), &deps)
-        .await
-        .unwrap();
+    handle(
+        input(&id, Milestone::Proposal, Some(WaitKind::Decision)),
+        &deps,
+    )
+    .await
+    .unwrap();
     let before = events(store.as_ref(), &id).await;
 
     let mut again = input(&id, Milestone::Proposal, Some(WaitKind::Decision));
@@ -390,7 +427,13 @@ async fn a_failed_send_is_retryable_and_the_retry_records_each_event_once_with_t
         keys: Mutex::new(Vec::new()),
     });
     let deps = deps(&store, channel.clone());
-    let step = || input(&id, Milestone::ReturnRequested, Some(WaitKind::ReturnParcel));
+    let step = || {
+        input(
+            &id,
+            Milestone::ReturnRequested,
+            Some(WaitKind::ReturnParcel),
+        )
+    };
 
     let error = handle(step(), &deps).await.unwrap_err();
     let retried = handle(step(), &deps).await.unwrap();
@@ -462,8 +505,7 @@ async fn waiting_for_something_the_status_does_not_allow_is_a_policy_violation()
 async fn the_step_input_reads_the_contracts_json() {
     let value = json!({"ticket_id": "tkt_01JDQ3Y5N6V4C8M2Z7K9R1T0AB", "milestone": "proposal",
                        "wait_for": "decision", "task_token": TOKEN});
-    let parsed: NotifyInput =
-        aftersales_service::handlers::steps::parse_input(value).unwrap();
+    let parsed: NotifyInput = aftersales_service::handlers::steps::parse_input(value).unwrap();
     assert_eq!(parsed.milestone, Milestone::Proposal);
     assert_eq!(parsed.wait_for, Some(WaitKind::Decision));
 }

@@ -93,7 +93,10 @@ async fn a_kind_the_policy_does_not_cover_is_rejected_with_the_reason() {
     assert_eq!(out.route, ProposeRoute::Rejected);
     assert_eq!(out.options, 1);
     assert_eq!(out.top_kind, ResolutionKind::Reject);
-    assert_eq!(load(store.as_ref(), &id).await.status, TicketStatus::Rejected);
+    assert_eq!(
+        load(store.as_ref(), &id).await.status,
+        TicketStatus::Rejected
+    );
     match &trail(store.as_ref(), &id).await.last().unwrap().event {
         TicketEvent::Rejected { reason } => assert!(reason.contains("not_covered"), "{reason}"),
         other => panic!("expected rejected, got {other:?}"),

@@ -10,9 +10,7 @@ use aftersales_domain::ticket::SurveyResult;
 use aftersales_domain::{Department, ResolutionKind, TicketId};
 use aftersales_service::adapters::feedback::InMemoryFeedbackPublisher;
 use aftersales_service::handlers::steps::diagnose::{self, DiagnoseDeps, DiagnoseInput};
-use aftersales_service::handlers::steps::survey::{
-    SurveyAction, SurveyDeps, SurveyInput, handle,
-};
+use aftersales_service::handlers::steps::survey::{SurveyAction, SurveyDeps, SurveyInput, handle};
 use aftersales_service::store::MemoryStore;
 use steps_support::*;
 
@@ -44,7 +42,9 @@ async fn resolved(store: &Arc<MemoryStore>, request_id: &str, score: Option<u8>)
     let diagnose_input = DiagnoseInput {
         ticket_id: id.clone(),
     };
-    diagnose::handle(diagnose_input, &diagnose_deps).await.unwrap();
+    diagnose::handle(diagnose_input, &diagnose_deps)
+        .await
+        .unwrap();
     let events = vec![
         TicketEvent::EscalatedToAgent {
             reason: "test".into(),
@@ -90,7 +90,11 @@ async fn a_low_score_asks_for_a_follow_up_and_sends_one_anonymous_root_cause() {
     assert_eq!(messages[0].body["responsibility"], "merchant");
     assert_eq!(messages[0].body["resolution"], "refund");
     assert_eq!(messages[0].body["survey"]["score"], 2);
-    for other in [Department::Logistics, Department::Warehouse, Department::Service] {
+    for other in [
+        Department::Logistics,
+        Department::Warehouse,
+        Department::Service,
+    ] {
         assert!(feedback.messages(other).is_empty());
     }
     let names = events(store.as_ref(), &id).await;
@@ -115,7 +119,10 @@ async fn a_good_score_sends_feedback_without_a_follow_up() {
     assert_eq!(feedback.messages(Department::Quality).len(), 1);
     let names = events(store.as_ref(), &id).await;
     assert!(!names.contains(&"follow_up_requested"));
-    assert_eq!(names[names.len() - 2..], ["survey_answered", "feedback_sent"]);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["survey_answered", "feedback_sent"]
+    );
 }
 
 #[tokio::test]
@@ -133,7 +140,10 @@ async fn an_answer_respond_already_closed_is_not_recorded_again() {
     assert!(out.low_score);
     let names = events(store.as_ref(), &id).await;
     assert_eq!(names.iter().filter(|n| **n == "survey_answered").count(), 1);
-    assert_eq!(names[names.len() - 2..], ["feedback_sent", "follow_up_requested"]);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["feedback_sent", "follow_up_requested"]
+    );
 }
 
 #[tokio::test]
@@ -151,7 +161,10 @@ async fn no_answer_closes_the_waiting_survey_as_unanswered_and_still_sends_the_r
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].body["survey"]["answered"], false);
     let names = events(store.as_ref(), &id).await;
-    assert_eq!(names[names.len() - 2..], ["survey_unanswered", "feedback_sent"]);
+    assert_eq!(
+        names[names.len() - 2..],
+        ["survey_unanswered", "feedback_sent"]
+    );
     let ticket = load(store.as_ref(), &id).await;
     assert_eq!(ticket.status, TicketStatus::Closed);
     assert!(ticket.waiting.is_none());
@@ -164,8 +177,12 @@ async fn a_rerun_sends_one_message_and_records_each_event_once() {
     let id = resolved(&store, "evt_twice", Some(2)).await;
     let deps = deps(&store, &feedback);
 
-    let first = handle(input(&id, SurveyAction::Record), &deps).await.unwrap();
-    let second = handle(input(&id, SurveyAction::Record), &deps).await.unwrap();
+    let first = handle(input(&id, SurveyAction::Record), &deps)
+        .await
+        .unwrap();
+    let second = handle(input(&id, SurveyAction::Record), &deps)
+        .await
+        .unwrap();
 
     assert_eq!(first, second);
     assert_eq!(feedback.messages(Department::Quality).len(), 1);

@@ -25,9 +25,7 @@ use aftersales_domain::request::MAX_URL_CHARS;
 use aftersales_domain::ticket::{
     ChosenResolution, RecordedResponse, ReturnedLine, SurveyResult, TaskToken, Ticket,
 };
-use aftersales_domain::{
-    Amount, Disposition, Evidence, LineId, Money, ResolutionKind, TicketId,
-};
+use aftersales_domain::{Amount, Disposition, Evidence, LineId, Money, ResolutionKind, TicketId};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
 use jiff::Timestamp;
@@ -118,7 +116,8 @@ pub async fn handle(event: ApiGatewayV2httpRequest, deps: &Deps) -> ApiGatewayV2
 }
 
 fn ticket_id(id: &str) -> Result<TicketId, ApiError> {
-    id.parse().map_err(|_| ApiError::not_found("no such ticket"))
+    id.parse()
+        .map_err(|_| ApiError::not_found("no such ticket"))
 }
 
 async fn load(store: &dyn TicketStore, id: &TicketId) -> Result<Ticket, ApiError> {
@@ -173,8 +172,7 @@ pub fn status_document(ticket: &Ticket, trail: &[AuditEvent]) -> Value {
                 if let Some(amount) = option.amount {
                     o.insert("amount".into(), amount.minor.into());
                 }
-                if let Some(currency) = option.amount.or(option.customer_cost).map(|m| m.currency)
-                {
+                if let Some(currency) = option.amount.or(option.customer_cost).map(|m| m.currency) {
                     o.insert("currency".into(), currency.code().into());
                 }
                 if let Some(cost) = option.customer_cost {
@@ -392,10 +390,7 @@ pub fn parse_answer(body: &[u8]) -> Result<Answer, ApiError> {
         None => return Err(ApiError::field("kind", "is required")),
         Some(Value::String(kind)) => kind,
         Some(_) => {
-            return Err(ApiError::field(
-                "kind",
-                format!("must be one of: {kinds}"),
-            ));
+            return Err(ApiError::field("kind", format!("must be one of: {kinds}")));
         }
     };
     let rest = Value::Object(object);
@@ -406,10 +401,7 @@ pub fn parse_answer(body: &[u8]) -> Result<Answer, ApiError> {
         "survey" => Answer::Survey(fields(rest)?),
         "agent_decision" => Answer::AgentDecision(fields(rest)?),
         _ => {
-            return Err(ApiError::field(
-                "kind",
-                format!("must be one of: {kinds}"),
-            ));
+            return Err(ApiError::field("kind", format!("must be one of: {kinds}")));
         }
     };
     check(&answer)?;
@@ -427,7 +419,11 @@ fn fields<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 fn field_error(path: String, message: &str) -> ApiError {
     let named = |path: &str, name: &str| {
         if path.is_empty() || path.ends_with(name) {
-            if path.is_empty() { name.to_owned() } else { path.to_owned() }
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                path.to_owned()
+            }
         } else {
             format!("{path}.{name}")
         }
@@ -441,7 +437,11 @@ fn field_error(path: String, message: &str) -> ApiError {
     if let Some(name) = between(message, "duplicate field `", "`") {
         return ApiError::field(named(&path, name), "appears more than once");
     }
-    let at = if path.is_empty() { "body".to_owned() } else { path };
+    let at = if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path
+    };
     if let Some(expected) = message.split_once(", expected ").map(|(_, e)| e) {
         return ApiError::field(at, format!("must be {}", plain_expected(expected)));
     }
@@ -604,7 +604,10 @@ fn check(answer: &Answer) -> Result<(), ApiError> {
                     ),
                 ));
             }
-            let given = [("option", a.option.is_some()), ("reject", a.reject.is_some())];
+            let given = [
+                ("option", a.option.is_some()),
+                ("reject", a.reject.is_some()),
+            ];
             exactly_one(&given, "option or reject")?;
             if let Some(option) = &a.option {
                 if option.option_id.is_none() && option.kind.is_none() {
@@ -1001,7 +1004,11 @@ fn record(
 }
 
 /// The answer the ticket already took with this fingerprint, if any.
-fn earlier<'a>(ticket: &'a Ticket, kind: WaitKind, fingerprint: &str) -> Option<&'a RecordedResponse> {
+fn earlier<'a>(
+    ticket: &'a Ticket,
+    kind: WaitKind,
+    fingerprint: &str,
+) -> Option<&'a RecordedResponse> {
     ticket
         .responses
         .iter()
@@ -1014,7 +1021,9 @@ fn pending_resume(ticket: &Ticket, answered: &RecordedResponse) -> Option<TaskTo
     ticket
         .waiting
         .as_ref()
-        .filter(|w| w.kind == answered.kind && !w.kind.fits(ticket.status) && w.since <= answered.at)
+        .filter(|w| {
+            w.kind == answered.kind && !w.kind.fits(ticket.status) && w.since <= answered.at
+        })
         .map(|w| w.token.clone())
 }
 
@@ -1108,7 +1117,11 @@ enum Resumed {
 /// Sends the answer to the waiting step, then releases the wait unless the engine was
 /// unavailable (the next repeat of the answer tries again).
 async fn resume(deps: &Deps, id: &TicketId, token: &TaskToken, output: &Value) -> Resumed {
-    let resumed = match deps.workflow.send_task_success(token.expose(), output).await {
+    let resumed = match deps
+        .workflow
+        .send_task_success(token.expose(), output)
+        .await
+    {
         Ok(()) => Resumed::Yes,
         Err(WorkflowError::TaskDoesNotExist) => Resumed::AlreadyGone,
         Err(error @ (WorkflowError::InvalidToken | WorkflowError::TaskTimedOut)) => {
@@ -1179,12 +1192,17 @@ mod tests {
             {"line_id":"L2","quantity":1,"disposition":"lost"}]}"#;
         let error = parse_answer(body).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("lines[1].disposition"));
-        assert!(error.message.starts_with("must be one of: restock"), "{}", error.message);
+        assert!(
+            error.message.starts_with("must be one of: restock"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
     fn missing_and_unknown_fields_are_named() {
-        let error = parse_answer(br#"{"kind":"decision","counter":{"kind":"refund"}}"#).unwrap_err();
+        let error =
+            parse_answer(br#"{"kind":"decision","counter":{"kind":"refund"}}"#).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("counter.note"));
         assert_eq!(error.message, "is required");
         let error = parse_answer(br#"{"kind":"survey","score":4,"stars":5}"#).unwrap_err();
@@ -1195,6 +1213,9 @@ mod tests {
     fn the_canonical_form_ignores_spacing_and_key_order() {
         let a = parse_answer(br#"{"kind":"survey","score":4,"comment":"ok"}"#).unwrap();
         let b = parse_answer(br#"{ "comment": "ok", "score": 4, "kind": "survey" }"#).unwrap();
-        assert_eq!(http::fingerprint(&a).unwrap(), http::fingerprint(&b).unwrap());
+        assert_eq!(
+            http::fingerprint(&a).unwrap(),
+            http::fingerprint(&b).unwrap()
+        );
     }
 }

@@ -9,8 +9,7 @@ use aftersales_domain::history::History;
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, WaitKind};
 use aftersales_domain::ticket::{ChosenResolution, TaskToken, Ticket, Waiting};
 use aftersales_domain::{
-    Policy, ProblemKind, ResolutionKind, Responsibility, TicketId, diagnose, parse_request,
-    propose,
+    Policy, ProblemKind, ResolutionKind, Responsibility, TicketId, diagnose, parse_request, propose,
 };
 use aftersales_service::signature::{WebhookSecret, sign};
 use aftersales_service::store::{Created, TicketStore};
@@ -65,7 +64,12 @@ pub fn request_json(request_id: &str) -> Value {
 }
 
 /// An API Gateway HTTP API (payload 2.0) event as Lambda receives it.
-pub fn event(method: &str, path: &str, headers: Value, body: Option<&[u8]>) -> ApiGatewayV2httpRequest {
+pub fn event(
+    method: &str,
+    path: &str,
+    headers: Value,
+    body: Option<&[u8]>,
+) -> ApiGatewayV2httpRequest {
     let body = body.map(|b| String::from_utf8(b.to_vec()).unwrap());
     serde_json::from_value(json!({
         "version": "2.0",
@@ -135,10 +139,16 @@ pub fn error(response: &ApiGatewayV2httpResponse) -> (String, Option<String>) {
     assert_eq!(content_type(response), "application/json");
     let body = body(response);
     let error = body["error"].as_object().expect("an error body");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     (
         error["code"].as_str().unwrap().to_owned(),
-        error.get("field").and_then(|f| f.as_str()).map(str::to_owned),
+        error
+            .get("field")
+            .and_then(|f| f.as_str())
+            .map(str::to_owned),
     )
 }
 
@@ -180,12 +190,20 @@ pub async fn ticket_waiting(
         needs_review: false,
     };
     match kind {
-        WaitKind::Evidence => record(&mut ticket, system("diagnose"), TicketEvent::EvidenceRequested),
+        WaitKind::Evidence => record(
+            &mut ticket,
+            system("diagnose"),
+            TicketEvent::EvidenceRequested,
+        ),
         WaitKind::Decision | WaitKind::Agent | WaitKind::ReturnParcel | WaitKind::Survey => {
             record(&mut ticket, system("diagnose"), diagnosed);
             ticket.diagnosis = Some(diagnosis);
             let options = proposal.options.len() as u32;
-            record(&mut ticket, system("propose"), TicketEvent::Proposed { options });
+            record(
+                &mut ticket,
+                system("propose"),
+                TicketEvent::Proposed { options },
+            );
             ticket.proposal = Some(proposal);
         }
     }
@@ -239,8 +257,9 @@ pub async fn ticket_waiting(
 }
 
 fn rand_bits(text: &str) -> u128 {
-    text.bytes()
-        .fold(0xcbf29ce484222325u128, |h, b| (h ^ u128::from(b)).wrapping_mul(0x100000001b3))
+    text.bytes().fold(0xcbf29ce484222325u128, |h, b| {
+        (h ^ u128::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Everything logged while the capture is installed (this thread only: use a current-thread

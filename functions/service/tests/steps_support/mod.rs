@@ -2,8 +2,8 @@
 //! stores and gateways that misbehave on purpose.
 #![allow(dead_code)]
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent};
 use aftersales_domain::ticket::{ChosenResolution, Ticket};
@@ -207,13 +207,21 @@ impl TicketStore for RacingStore {
     async fn find_by_request(&self, r: &RequestId) -> Result<Option<Ticket>, StoreError> {
         self.inner.find_by_request(r).await
     }
-    async fn save(&self, ticket: &Ticket, expected: u64, audit: &[AuditEvent]) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        ticket: &Ticket,
+        expected: u64,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let raced = self
             .conflicts_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if raced {
-            return Err(StoreError::Conflict(format!("ticket {} changed", ticket.id)));
+            return Err(StoreError::Conflict(format!(
+                "ticket {} changed",
+                ticket.id
+            )));
         }
         self.inner.save(ticket, expected, audit).await
     }
@@ -286,9 +294,7 @@ pub async fn moto_dynamodb() -> aws_sdk_dynamodb::Client {
 fn one_at_a_time(
     inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
 ) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_runtime_api::client::http::{
-        HttpClient, SharedHttpConnector, http_client_fn,
-    };
+    use aws_smithy_runtime_api::client::http::{HttpClient, SharedHttpConnector, http_client_fn};
     static TURN: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
     http_client_fn(move |settings, components| {
         SharedHttpConnector::new(OneAtATime {

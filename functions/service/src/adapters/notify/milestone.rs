@@ -88,7 +88,10 @@ impl Placeholder {
     }
 
     pub fn from_name(name: &str) -> Option<Placeholder> {
-        Placeholder::ALL.iter().copied().find(|p| p.as_str() == name)
+        Placeholder::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == name)
     }
 }
 

@@ -12,7 +12,9 @@
 //! is retried with the same message; the others are final for that channel.
 //!
 //! Logs carry the channel, ticket id, milestone and idempotency key only: never an address, a
-//! name, a subject or a body. `Debug` of messages and addresses is redacted likewise.
+//! name, a subject or a body. `Debug` of messages and addresses is redacted likewise. Keep
+//! the AWS SDK's crates below `trace` in deployed functions: at `trace` they log raw HTTP
+//! responses, and SES error messages quote the recipient's address.
 //!
 //! # The merchant notification webhook (contract v1)
 //!

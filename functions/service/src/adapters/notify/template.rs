@@ -147,7 +147,10 @@ pub enum RenderError {
     #[error("the catalog has no template for '{0}'")]
     NoTemplate(Milestone),
     #[error("the built-in {locale} templates are broken: {error}")]
-    BrokenCatalog { locale: Locale, error: TemplateError },
+    BrokenCatalog {
+        locale: Locale,
+        error: TemplateError,
+    },
     #[error("cannot write the due time: {0}")]
     DueTime(String),
 }
@@ -189,10 +192,12 @@ impl<V: Copy> Parsed<V> {
                     offset: offset + i,
                 });
             } else {
-                let close = tail.find('}').ok_or_else(|| TemplateError::UnbalancedBrace {
-                    at: at.to_owned(),
-                    offset: offset + i,
-                })?;
+                let close = tail
+                    .find('}')
+                    .ok_or_else(|| TemplateError::UnbalancedBrace {
+                        at: at.to_owned(),
+                        offset: offset + i,
+                    })?;
                 let name = &tail[1..close];
                 if name.contains('{') {
                     return Err(TemplateError::UnbalancedBrace {
@@ -398,11 +403,7 @@ impl TemplateCatalog {
         use FragmentVar::*;
         let fragments = Fragments {
             greeting: plain("fragments.greeting", f.greeting)?,
-            greeting_named: fragment(
-                "fragments.greeting_named",
-                &f.greeting_named,
-                &[FirstName],
-            )?,
+            greeting_named: fragment("fragments.greeting_named", &f.greeting_named, &[FirstName])?,
             due_format: f.due_format,
             zone_suffix: fragment("fragments.zone_suffix", &f.zone_suffix, &[Zone])?,
             beijing_time: plain("fragments.beijing_time", f.beijing_time)?,
@@ -424,12 +425,12 @@ impl TemplateCatalog {
 
         let mut resolution_kinds = BTreeMap::new();
         for (name, label) in file.resolution_kinds {
-            let kind: ResolutionKind = name
-                .parse()
-                .map_err(|_| TemplateError::UnknownPlaceholder {
-                    at: "resolution_kinds".to_owned(),
-                    name: name.clone(),
-                })?;
+            let kind: ResolutionKind =
+                name.parse()
+                    .map_err(|_| TemplateError::UnknownPlaceholder {
+                        at: "resolution_kinds".to_owned(),
+                        name: name.clone(),
+                    })?;
             let label = plain(&format!("resolution_kinds.{name}"), label)?;
             resolution_kinds.insert(kind, label);
         }
@@ -454,10 +455,7 @@ impl TemplateCatalog {
                 .values()
                 .chain(template.body.values())
                 .collect();
-            if let Some(placeholder) = milestone
-                .placeholders()
-                .iter()
-                .find(|p| !used.contains(*p))
+            if let Some(placeholder) = milestone.placeholders().iter().find(|p| !used.contains(*p))
             {
                 return Err(TemplateError::UnusedPlaceholder {
                     milestone,
@@ -540,11 +538,9 @@ impl TemplateCatalog {
             Placeholder::ReturnPostage => ctx.return_shipment.as_ref().map(|r| match r.postage {
                 ReturnPostage::Prepaid => f.postage_prepaid.clone(),
                 ReturnPostage::CustomerArranged => f.postage_customer_arranged.clone(),
-                ReturnPostage::LabelFeeDeducted { fee } => fill_fragment(
-                    &f.postage_label_fee,
-                    FragmentVar::Fee,
-                    &fee.to_string(),
-                ),
+                ReturnPostage::LabelFeeDeducted { fee } => {
+                    fill_fragment(&f.postage_label_fee, FragmentVar::Fee, &fee.to_string())
+                }
             }),
         })
     }
@@ -626,7 +622,10 @@ fn fill_fragment(fragment: &Parsed<FragmentVar>, var: FragmentVar, value: &str) 
 }
 
 fn is_utc_name(name: &str) -> bool {
-    matches!(name, "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Zulu" | "Zulu")
+    matches!(
+        name,
+        "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Zulu" | "Zulu"
+    )
 }
 
 /// Caller-supplied text that sits inside a line: control characters (line breaks included)

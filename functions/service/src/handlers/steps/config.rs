@@ -1,15 +1,25 @@
 //! What each step binary reads from its environment, once, at init (variables per step in
 //! `docs/workflow-contract.md`). Every error names the variable to fix.
 
+use std::sync::Arc;
+
 use aftersales_domain::Policy;
 
-use crate::adapters::feedback::DepartmentQueues;
+use super::diagnose::DiagnoseDeps;
+use super::execute_refund::ExecuteRefundDeps;
+use super::notify::{NotifyDeps, SurveyLink};
+use super::propose::ProposeDeps;
+use super::survey::SurveyDeps;
+use crate::adapters::feedback::{DepartmentQueues, SqsFeedbackPublisher};
+use crate::adapters::notify::{FanOut, MerchantWebhookChannel, SesEmailChannel};
 use crate::adapters::payment::{
     HttpTimeouts, MerchantEndpointGateway, PaymentError, PaymentGateway, StripeApiKey,
     StripeGateway, http_client,
 };
+use crate::clock::SystemClock;
 use crate::config::{self, ConfigError, SecretSource, optional_env, required_env};
-use crate::store::TableNames;
+use crate::signature::WebhookSecret;
+use crate::store::{DynamoStore, TableNames};
 
 /// Why a step's configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +51,22 @@ impl RulesConfig {
             tables: config::table_names()?,
             policy: config::policy_from_env()?,
         })
+    }
+
+    pub fn diagnose_deps(self, dynamodb: aws_sdk_dynamodb::Client) -> DiagnoseDeps {
+        DiagnoseDeps {
+            store: Arc::new(DynamoStore::new(dynamodb, self.tables)),
+            policy: Arc::new(self.policy),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn propose_deps(self, dynamodb: aws_sdk_dynamodb::Client) -> ProposeDeps {
+        ProposeDeps {
+            store: Arc::new(DynamoStore::new(dynamodb, self.tables)),
+            policy: Arc::new(self.policy),
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -81,12 +107,12 @@ impl RefundConfig {
             "stripe" => GatewayConfig::Stripe {
                 api_key: match optional_env(Self::API_KEY_SECRET_ENV)? {
                     Some(secret_id) => SecretSource::SecretsManager { secret_id },
-                    None => SecretSource::Value(required_env(Self::API_KEY_ENV).map_err(
-                        |_| ConfigError::NoSecret {
+                    None => SecretSource::Value(required_env(Self::API_KEY_ENV).map_err(|_| {
+                        ConfigError::NoSecret {
                             wanted: Self::API_KEY_SECRET_ENV,
                             alternative: Self::API_KEY_ENV,
-                        },
-                    )?),
+                        }
+                    })?),
                 },
                 base_url: optional_env(Self::STRIPE_BASE_URL_ENV)?,
             },
@@ -101,6 +127,22 @@ impl RefundConfig {
         Ok(RefundConfig {
             tables: config::table_names()?,
             gateway,
+        })
+    }
+
+    /// The step's dependencies: the store is also the refund ledger.
+    pub async fn deps(
+        self,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<ExecuteRefundDeps, StepConfigError> {
+        let gateway = self.gateway(secrets).await?;
+        let store = Arc::new(DynamoStore::new(dynamodb, self.tables));
+        Ok(ExecuteRefundDeps {
+            store: store.clone(),
+            ledger: store,
+            gateway: Arc::from(gateway),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -164,16 +206,13 @@ async fn secret_string(
                     from: from.clone(),
                     reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
                 })?;
-            output
-                .secret_string()
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ConfigError::Secret {
-                        from,
-                        reason: "it has no SecretString".to_owned(),
-                    }
-                    .into()
-                })
+            output.secret_string().map(str::to_owned).ok_or_else(|| {
+                ConfigError::Secret {
+                    from,
+                    reason: "it has no SecretString".to_owned(),
+                }
+                .into()
+            })
         }
     }
 }
@@ -234,6 +273,47 @@ impl NotifyConfig {
             survey_url,
         })
     }
+
+    /// The step's dependencies: the configured channels (webhook first, then email), reading
+    /// the webhook secret once.
+    pub async fn deps(
+        self,
+        dynamodb: aws_sdk_dynamodb::Client,
+        ses: aws_sdk_sesv2::Client,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<NotifyDeps, StepConfigError> {
+        let secret: Option<WebhookSecret> = match &self.webhook_secret {
+            Some(source) => source.load(secrets).await?.into_iter().next(),
+            None => None,
+        };
+        let mut channels = FanOut::default();
+        if let Some(url) = &self.webhook_url {
+            let secret = secret.clone().ok_or(ConfigError::NoSecret {
+                wanted: SecretSource::SECRET_ID_ENV,
+                alternative: SecretSource::VALUE_ENV,
+            })?;
+            let webhook = MerchantWebhookChannel::new(url, secret).map_err(|e| {
+                StepConfigError::Unusable {
+                    name: Self::WEBHOOK_URL_ENV,
+                    reason: e.to_string(),
+                }
+            })?;
+            channels = channels.with(Arc::new(webhook));
+        }
+        if let Some(from) = &self.email_from {
+            channels = channels.with(Arc::new(SesEmailChannel::new(ses, from.clone())));
+        }
+        Ok(NotifyDeps {
+            store: Arc::new(DynamoStore::new(dynamodb, self.tables)),
+            channels,
+            policy: Arc::new(self.policy),
+            clock: Arc::new(SystemClock),
+            return_address: self.return_address,
+            survey_link: self
+                .survey_url
+                .map(|template| SurveyLink { template, secret }),
+        })
+    }
 }
 
 /// `survey`.
@@ -256,5 +336,14 @@ impl SurveyConfig {
                 service: required_env("SERVICE_QUEUE_URL")?,
             },
         })
+    }
+
+    pub fn deps(self, dynamodb: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> SurveyDeps {
+        SurveyDeps {
+            store: Arc::new(DynamoStore::new(dynamodb, self.tables)),
+            feedback: Arc::new(SqsFeedbackPublisher::new(sqs, self.queues)),
+            policy: Arc::new(self.policy),
+            clock: Arc::new(SystemClock),
+        }
     }
 }

@@ -49,7 +49,10 @@ pub struct DiagnoseDeps {
     pub clock: Arc<dyn Clock>,
 }
 
-pub async fn handle(input: DiagnoseInput, deps: &DiagnoseDeps) -> Result<DiagnoseOutput, StepError> {
+pub async fn handle(
+    input: DiagnoseInput,
+    deps: &DiagnoseDeps,
+) -> Result<DiagnoseOutput, StepError> {
     let store = deps.store.as_ref();
     let now = deps.clock.now();
     let actor = Actor::system(STEP);

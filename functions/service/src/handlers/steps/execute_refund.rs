@@ -19,7 +19,9 @@ use super::error::StepError;
 use super::ticket_change;
 use crate::adapters::payment::{PaymentError, PaymentGateway, RefundRequest};
 use crate::clock::Clock;
-use crate::store::{RefundIntent, RefundLedger, Reservation, StoreError, StoredReceipt, TicketStore};
+use crate::store::{
+    RefundIntent, RefundLedger, Reservation, StoreError, StoredReceipt, TicketStore,
+};
 
 pub const STEP: &str = "execute-refund";
 
@@ -91,7 +93,12 @@ pub async fn handle(
     let ticket = ticket_change::load(deps.store.as_ref(), &input.ticket_id).await?;
     let key = RefundRequest::idempotency_key(&ticket.id, input.step.as_str());
     if let Some(record) = ticket.refunds.iter().find(|r| r.idempotency_key == key) {
-        return Ok(output(&ticket.id, &record.provider_refund_id, record.amount, true));
+        return Ok(output(
+            &ticket.id,
+            &record.provider_refund_id,
+            record.amount,
+            true,
+        ));
     }
     if ticket.status != TicketStatus::InProgress {
         return Err(StepError::policy(format!(
@@ -137,7 +144,12 @@ pub async fn handle(
         replayed,
         "refund executed"
     );
-    Ok(output(&ticket.id, &receipt.provider_refund_id, receipt.amount, replayed))
+    Ok(output(
+        &ticket.id,
+        &receipt.provider_refund_id,
+        receipt.amount,
+        replayed,
+    ))
 }
 
 fn output(id: &TicketId, refund_id: &str, amount: Money, replayed: bool) -> ExecuteRefundOutput {
@@ -209,7 +221,12 @@ async fn record_refund(
         deps.clock.now(),
         &Actor::system(STEP),
         |change| {
-            if change.ticket.refunds.iter().any(|r| r.idempotency_key == key) {
+            if change
+                .ticket
+                .refunds
+                .iter()
+                .any(|r| r.idempotency_key == key)
+            {
                 return Ok(());
             }
             change.record(TicketEvent::RefundIssued {
@@ -336,7 +353,8 @@ fn restockable_share(
     covered: &[(LineId, u32)],
 ) -> Result<(Money, Vec<(LineId, u32)>), StepError> {
     let mut restocked = Vec::new();
-    let (mut value_back, mut value_all, mut units_back, mut units_all) = (0i128, 0i128, 0i128, 0i128);
+    let (mut value_back, mut value_all, mut units_back, mut units_all) =
+        (0i128, 0i128, 0i128, 0i128);
     for (line_id, quantity) in covered {
         let back: u32 = ticket
             .returned

@@ -7,8 +7,8 @@ pub mod diagnose;
 pub mod error;
 pub mod execute_refund;
 pub mod notify;
-pub mod survey;
 pub mod propose;
+pub mod survey;
 mod ticket_change;
 
 pub use error::StepError;

@@ -234,7 +234,10 @@ fn since_current_status(trail: &[AuditEvent], status: TicketStatus) -> Vec<Audit
         .iter()
         .rposition(|e| e.status != status)
         .map_or(0, |i| i + 1);
-    trail.get(start..).map(<[AuditEvent]>::to_vec).unwrap_or_default()
+    trail
+        .get(start..)
+        .map(<[AuditEvent]>::to_vec)
+        .unwrap_or_default()
 }
 
 /// The ticket event a milestone records, if any (table in `docs/workflow-contract.md`).
@@ -329,9 +332,11 @@ fn milestone_amount(ticket: &Ticket, milestone: Milestone) -> Result<Money, Step
     });
     let amount = match milestone {
         Milestone::RefundIssued => ticket.refunds.last().map(|r| r.amount),
-        Milestone::CouponIssued => ticket.chosen.as_ref().and_then(|c| c.amount).or_else(|| {
-            ticket.proposal.as_ref().and_then(|p| p.goodwill_coupon)
-        }),
+        Milestone::CouponIssued => ticket
+            .chosen
+            .as_ref()
+            .and_then(|c| c.amount)
+            .or_else(|| ticket.proposal.as_ref().and_then(|p| p.goodwill_coupon)),
         _ => refunded.or_else(|| ticket.chosen.as_ref().and_then(|c| c.amount)),
     };
     amount.ok_or_else(|| {
@@ -411,9 +416,10 @@ fn render_for(
         }
         Milestone::Rejected => ctx.reasons = rejection_reasons(ticket, locale),
         Milestone::Survey => {
-            let link = deps.survey_link.as_ref().ok_or_else(|| {
-                StepError::policy("no survey page is configured (SURVEY_URL)")
-            })?;
+            let link = deps
+                .survey_link
+                .as_ref()
+                .ok_or_else(|| StepError::policy("no survey page is configured (SURVEY_URL)"))?;
             ctx.link = Some(link.for_ticket(&ticket.id, now));
         }
         _ => {}
@@ -477,7 +483,10 @@ fn rejection_reasons(ticket: &Ticket, locale: Locale) -> Vec<String> {
     if codes.is_empty() {
         codes.push("reviewed".to_owned());
     }
-    codes.iter().map(|c| reason_text(c, locale).to_owned()).collect()
+    codes
+        .iter()
+        .map(|c| reason_text(c, locale).to_owned())
+        .collect()
 }
 
 fn reason_text(code: &str, locale: Locale) -> &'static str {

@@ -94,9 +94,10 @@ fn diagnosis_of(ticket: &Ticket) -> Result<&Diagnosis, StepError> {
             ticket.id, ticket.status
         )));
     }
-    ticket.diagnosis.as_ref().ok_or_else(|| {
-        StepError::policy(format!("ticket {} has no stored diagnosis", ticket.id))
-    })
+    ticket
+        .diagnosis
+        .as_ref()
+        .ok_or_else(|| StepError::policy(format!("ticket {} has no stored diagnosis", ticket.id)))
 }
 
 fn is_rejection(proposal: &Proposal) -> bool {
@@ -108,9 +109,10 @@ fn is_rejection(proposal: &Proposal) -> bool {
 }
 
 fn output(id: &TicketId, proposal: &Proposal) -> Result<ProposeOutput, StepError> {
-    let top = proposal.options.first().ok_or_else(|| {
-        StepError::policy(format!("the proposal for ticket {id} has no option"))
-    })?;
+    let top = proposal
+        .options
+        .first()
+        .ok_or_else(|| StepError::policy(format!("the proposal for ticket {id} has no option")))?;
     Ok(ProposeOutput {
         ticket_id: id.clone(),
         route: if is_rejection(proposal) {

@@ -74,7 +74,9 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
         body: root_cause(&ticket, department, score, now),
         dedup_id: ticket.id.to_string(),
     };
-    deps.feedback.publish(std::slice::from_ref(&message)).await?;
+    deps.feedback
+        .publish(std::slice::from_ref(&message))
+        .await?;
 
     ticket_change::update_with_trail(
         store,
@@ -112,7 +114,10 @@ fn answered_score(ticket: &Ticket, from_input: Option<u8>) -> Result<u8, StepErr
         .and_then(|s| s.score)
         .or(from_input)
         .ok_or_else(|| {
-            StepError::invalid(format!("ticket {} has no survey answer to record", ticket.id))
+            StepError::invalid(format!(
+                "ticket {} has no survey answer to record",
+                ticket.id
+            ))
         })?;
     if (1..=5).contains(&score) {
         Ok(score)
@@ -128,8 +133,10 @@ fn answered_score(ticket: &Ticket, from_input: Option<u8>) -> Result<u8, StepErr
 /// or an earlier attempt) there is nothing left to record.
 fn close_survey(change: &mut ticket_change::Change, score: Option<u8>) -> Result<(), StepError> {
     let ticket = &change.ticket;
-    let waiting = matches!(ticket.status, TicketStatus::Resolved | TicketStatus::Rejected)
-        || ticket.waiting_for() == Some(WaitKind::Survey);
+    let waiting = matches!(
+        ticket.status,
+        TicketStatus::Resolved | TicketStatus::Rejected
+    ) || ticket.waiting_for() == Some(WaitKind::Survey);
     if !waiting || ticket.status.is_terminal() {
         return Ok(());
     }
@@ -137,7 +144,13 @@ fn close_survey(change: &mut ticket_change::Change, score: Option<u8>) -> Result
     match score {
         Some(score) => {
             change.record(TicketEvent::SurveyAnswered { score })?;
-            if change.ticket.survey.as_ref().and_then(|s| s.score).is_none() {
+            if change
+                .ticket
+                .survey
+                .as_ref()
+                .and_then(|s| s.score)
+                .is_none()
+            {
                 change.ticket.survey = Some(SurveyResult {
                     score: Some(score),
                     at,

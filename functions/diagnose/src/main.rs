@@ -1,0 +1,14 @@
+//! The diagnose Lambda: a workflow step (`aftersales_service::handlers::steps::diagnose`).
+
+use aftersales_service::handlers::steps::config::RulesConfig;
+use aftersales_service::handlers::steps::{diagnose, serve};
+use aftersales_service::runtime::{init_failed, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = RulesConfig::from_env().map_err(init_failed)?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = config.diagnose_deps(aws_sdk_dynamodb::Client::new(&aws));
+    serve(|input| diagnose::handle(input, &deps)).await
+}

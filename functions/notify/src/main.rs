@@ -1,0 +1,22 @@
+//! The notify Lambda: a workflow step (`aftersales_service::handlers::steps::notify`).
+
+use aftersales_service::handlers::steps::config::NotifyConfig;
+use aftersales_service::handlers::steps::{notify, serve};
+use aftersales_service::runtime::{init_failed, init_tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = NotifyConfig::from_env().map_err(init_failed)?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let deps = config
+        .deps(
+            aws_sdk_dynamodb::Client::new(&aws),
+            aws_sdk_sesv2::Client::new(&aws),
+            &secrets,
+        )
+        .await
+        .map_err(init_failed)?;
+    serve(|input| notify::handle(input, &deps)).await
+}
