@@ -9,10 +9,12 @@ use aftersales_domain::lifecycle::{TicketEvent, WaitKind};
 use aftersales_domain::ticket::{RefundRecord, TaskToken, Waiting};
 use aftersales_domain::{Money, ResolutionKind, TicketId};
 use aftersales_service::adapters::notify::{
-    Delivery, FanOut, Milestone, NotificationChannel, NotifyError, OutboxChannel, OutgoingMessage,
+    Delivery, FanOut, NotificationChannel, NotifyError, OutboxChannel, OutgoingMessage,
 };
 use aftersales_service::handlers::steps::diagnose::{self, DiagnoseDeps, DiagnoseInput};
-use aftersales_service::handlers::steps::notify::{NotifyDeps, NotifyInput, SurveyLink, handle};
+use aftersales_service::handlers::steps::notify::{
+    NotifyDeps, NotifyInput, NotifyMilestone, SurveyLink, handle,
+};
 use aftersales_service::handlers::steps::propose::{self, ProposeDeps, ProposeInput};
 use aftersales_service::store::MemoryStore;
 use async_trait::async_trait;
@@ -35,7 +37,7 @@ fn deps(store: &Arc<MemoryStore>, channel: Arc<dyn NotificationChannel>) -> Noti
     }
 }
 
-fn input(id: &TicketId, milestone: Milestone, wait: Option<WaitKind>) -> NotifyInput {
+fn input(id: &TicketId, milestone: NotifyMilestone, wait: Option<WaitKind>) -> NotifyInput {
     NotifyInput {
         ticket_id: id.clone(),
         milestone,
@@ -108,9 +110,9 @@ fn rand_suffix() -> u64 {
 /// event the milestone itself records.
 async fn given(
     store: &Arc<MemoryStore>,
-    milestone: Milestone,
+    milestone: NotifyMilestone,
 ) -> (TicketId, Option<WaitKind>, Option<&'static str>) {
-    use Milestone as M;
+    use NotifyMilestone as M;
     let cny = "CNY".parse().unwrap();
     match milestone {
         M::Acknowledged => (
@@ -176,6 +178,17 @@ async fn given(
             Some(WaitKind::ReturnParcel),
             Some("return_requested"),
         ),
+        M::ReturnReminder => {
+            let id = in_progress(store, ResolutionKind::ReturnRefund, Some(29900)).await;
+            advance(
+                store.as_ref(),
+                &id,
+                vec![TicketEvent::ReturnRequested],
+                |_| {},
+            )
+            .await;
+            (id, Some(WaitKind::ReturnParcel), Some("reminder_sent"))
+        }
         M::ReturnReceived => (
             in_progress(store, ResolutionKind::ReturnRefund, Some(29900)).await,
             None,
@@ -239,6 +252,20 @@ async fn given(
             advance(store.as_ref(), &id, vec![event], |_| {}).await;
             (id, Some(WaitKind::Survey), None)
         }
+        M::SurveyReminder => {
+            let (id, _, _) = Box::pin(given(store, M::Survey)).await;
+            (id, Some(WaitKind::Survey), Some("reminder_sent"))
+        }
+        M::EscalatedToSupervisor | M::ReviewOverdue => {
+            let (id, _, _) = Box::pin(given(store, M::UnderReview)).await;
+            let event = if milestone == M::ReviewOverdue {
+                "follow_up_requested"
+            } else {
+                "escalated_to_supervisor"
+            };
+            (id, Some(WaitKind::Agent), Some(event))
+        }
+        M::DefaultOptionAccepted => (proposed(store).await, None, Some("option_accepted")),
         M::FollowUp => {
             let id = in_progress(store, ResolutionKind::Refund, Some(29900)).await;
             let events = vec![
@@ -255,7 +282,7 @@ async fn given(
 
 #[tokio::test]
 async fn every_milestone_records_its_event_stores_the_token_and_sends_one_message() {
-    for milestone in Milestone::ALL.iter().copied() {
+    for milestone in NotifyMilestone::ALL {
         let store = Arc::new(MemoryStore::new());
         let outbox = OutboxChannel::new();
         let (id, wait, event) = given(&store, milestone).await;
@@ -268,10 +295,17 @@ async fn every_milestone_records_its_event_stores_the_token_and_sends_one_messag
         .await
         .unwrap_or_else(|e| panic!("{milestone}: {e}"));
 
-        assert_eq!((out.sent, out.replayed), (1, false), "{milestone}");
+        let messages = usize::from(milestone.message().is_some());
+        assert_eq!(
+            (out.sent as usize, out.replayed),
+            (messages, false),
+            "{milestone}"
+        );
         let mut expected = before.clone();
         expected.extend(event);
-        expected.push("notification_sent");
+        if messages == 1 {
+            expected.push("notification_sent");
+        }
         assert_eq!(events(store.as_ref(), &id).await, expected, "{milestone}");
         let ticket = load(store.as_ref(), &id).await;
         match wait {
@@ -280,19 +314,21 @@ async fn every_milestone_records_its_event_stores_the_token_and_sends_one_messag
                 assert_eq!(waiting.kind, kind, "{milestone}");
                 assert_eq!(waiting.token.expose(), TOKEN, "{milestone}");
             }
-            None if milestone == Milestone::ClosedUnanswered => {
+            None if milestone == NotifyMilestone::ClosedUnanswered => {
                 assert!(ticket.waiting.is_none());
                 assert!(ticket.status.is_terminal());
             }
             None => {}
         }
         let sent = outbox.for_ticket(&id);
-        assert_eq!(sent.len(), 1, "{milestone}");
-        assert_eq!(sent[0].milestone(), milestone);
-        assert!(
-            !sent[0].body().contains(TOKEN),
-            "{milestone}: the token stays private"
-        );
+        assert_eq!(sent.len(), messages, "{milestone}");
+        if let (Some(message), Some(sent)) = (milestone.message(), sent.first()) {
+            assert_eq!(sent.milestone(), message);
+            assert!(
+                !sent.body().contains(TOKEN),
+                "{milestone}: the token stays private"
+            );
+        }
     }
 }
 
@@ -302,7 +338,7 @@ async fn closing_unanswered_records_what_the_ticket_waited_for() {
     let id = awaiting_evidence(&store).await;
 
     handle(
-        input(&id, Milestone::ClosedUnanswered, None),
+        input(&id, NotifyMilestone::ClosedUnanswered, None),
         &deps(&store, Arc::new(OutboxChannel::new())),
     )
     .await
@@ -347,7 +383,7 @@ async fn the_token_is_stored_before_the_message_goes_out() {
     });
 
     handle(
-        input(&id, Milestone::Proposal, Some(WaitKind::Decision)),
+        input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision)),
         &deps(&store, channel.clone()),
     )
     .await
@@ -366,14 +402,14 @@ async fn a_rerun_sends_nothing_twice_and_keeps_the_newest_token() {
     let id = proposed(&store).await;
     let deps = deps(&store, Arc::new(outbox.clone()));
     handle(
-        input(&id, Milestone::Proposal, Some(WaitKind::Decision)),
+        input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision)),
         &deps,
     )
     .await
     .unwrap();
     let before = events(store.as_ref(), &id).await;
 
-    let mut again = input(&id, Milestone::Proposal, Some(WaitKind::Decision));
+    let mut again = input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision));
     again.task_token = TaskToken::new("second-token");
     let out = handle(again, &deps).await.unwrap();
 
@@ -430,7 +466,7 @@ async fn a_failed_send_is_retryable_and_the_retry_records_each_event_once_with_t
     let step = || {
         input(
             &id,
-            Milestone::ReturnRequested,
+            NotifyMilestone::ReturnRequested,
             Some(WaitKind::ReturnParcel),
         )
     };
@@ -458,7 +494,7 @@ async fn a_chinese_speaking_customer_is_written_to_in_chinese() {
     let id = open(&store, request_from(json)).await;
 
     handle(
-        input(&id, Milestone::Acknowledged, None),
+        input(&id, NotifyMilestone::Acknowledged, None),
         &deps(&store, Arc::new(outbox.clone())),
     )
     .await
@@ -473,7 +509,7 @@ async fn a_chinese_speaking_customer_is_written_to_in_chinese() {
 async fn a_token_without_what_it_waits_for_is_invalid_input() {
     let store = Arc::new(MemoryStore::new());
     let id = proposed(&store).await;
-    let mut step = input(&id, Milestone::Proposal, None);
+    let mut step = input(&id, NotifyMilestone::Proposal, None);
     step.task_token = TaskToken::new(TOKEN);
 
     let error = handle(step, &deps(&store, Arc::new(OutboxChannel::new())))
@@ -490,7 +526,7 @@ async fn waiting_for_something_the_status_does_not_allow_is_a_policy_violation()
     let id = open(&store, request_from(request_json("evt_wrong_wait"))).await;
 
     let error = handle(
-        input(&id, Milestone::Acknowledged, Some(WaitKind::Decision)),
+        input(&id, NotifyMilestone::Acknowledged, Some(WaitKind::Decision)),
         &deps(&store, Arc::new(outbox.clone())),
     )
     .await
@@ -506,6 +542,60 @@ async fn the_step_input_reads_the_contracts_json() {
     let value = json!({"ticket_id": "tkt_01JDQ3Y5N6V4C8M2Z7K9R1T0AB", "milestone": "proposal",
                        "wait_for": "decision", "task_token": TOKEN});
     let parsed: NotifyInput = aftersales_service::handlers::steps::parse_input(value).unwrap();
-    assert_eq!(parsed.milestone, Milestone::Proposal);
+    assert_eq!(parsed.milestone, NotifyMilestone::Proposal);
     assert_eq!(parsed.wait_for, Some(WaitKind::Decision));
+    for milestone in NotifyMilestone::ALL {
+        let value =
+            json!({"ticket_id": "tkt_01JDQ3Y5N6V4C8M2Z7K9R1T0AB", "milestone": milestone.as_str()});
+        let parsed: NotifyInput = aftersales_service::handlers::steps::parse_input(value).unwrap();
+        assert_eq!(parsed.milestone, milestone);
+    }
+}
+
+#[tokio::test]
+async fn the_default_option_becomes_the_chosen_resolution() {
+    let store = Arc::new(MemoryStore::new());
+    let id = proposed(&store).await;
+
+    handle(
+        input(&id, NotifyMilestone::DefaultOptionAccepted, None),
+        &deps(&store, Arc::new(OutboxChannel::new())),
+    )
+    .await
+    .unwrap();
+
+    let ticket = load(store.as_ref(), &id).await;
+    let chosen = ticket.chosen.expect("chosen");
+    let top = &ticket.proposal.unwrap().options[0];
+    assert_eq!(chosen.option_id.as_deref(), Some(top.id.as_str()));
+    assert_eq!((chosen.kind, chosen.amount), (top.kind, top.amount));
+    assert!(matches!(
+        trail(store.as_ref(), &id).await.last().unwrap().event,
+        TicketEvent::OptionAccepted {
+            by_default: true,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_ticket_sent_to_a_person_from_in_progress_is_escalated_first() {
+    let store = Arc::new(MemoryStore::new());
+    let id = in_progress(&store, ResolutionKind::Refund, Some(29900)).await;
+
+    handle(
+        input(&id, NotifyMilestone::UnderReview, Some(WaitKind::Agent)),
+        &deps(&store, Arc::new(OutboxChannel::new())),
+    )
+    .await
+    .unwrap();
+
+    let ticket = load(store.as_ref(), &id).await;
+    assert_eq!(ticket.status.as_str(), "under_review");
+    assert_eq!(ticket.waiting.unwrap().kind, WaitKind::Agent);
+    let names = events(store.as_ref(), &id).await;
+    assert_eq!(
+        names[names.len() - 2..],
+        ["escalated_to_agent", "notification_sent"]
+    );
 }

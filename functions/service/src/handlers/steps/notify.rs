@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, TicketStatus, WaitKind};
 use aftersales_domain::proposal::{BasisReason, ReturnShipping};
-use aftersales_domain::ticket::{TaskToken, Ticket, Waiting};
+use aftersales_domain::ticket::{ChosenResolution, TaskToken, Ticket, Waiting};
 use aftersales_domain::{Locale, Money, Policy, ResolutionKind, TicketId};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -32,11 +32,128 @@ use crate::store::{StoreError, TicketStore};
 
 pub const STEP: &str = "notify";
 
+/// The reason recorded with `escalated_to_agent` when the workflow sends a ticket to a person
+/// (a refused refund, a return that did not come back restockable).
+pub const WORKFLOW_ESCALATION: &str = "workflow_escalation";
+/// The reason recorded with `follow_up_requested` when the supervisor's SLA passed too.
+pub const REVIEW_OVERDUE: &str = "review_overdue";
+
+/// A milestone the workflow reaches: most tell the customer (a [`Milestone`] message); the
+/// internal ones only record their event and park the new token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyMilestone {
+    Acknowledged,
+    EvidenceRequested,
+    EvidenceReminder,
+    UnderReview,
+    Proposal,
+    DecisionReminder,
+    RefundIssued,
+    ReturnRequested,
+    ReturnReminder,
+    ReturnReceived,
+    ExchangeArranged,
+    RepairArranged,
+    PartsSent,
+    CouponIssued,
+    PriceAdjusted,
+    Resolved,
+    Rejected,
+    ClosedUnanswered,
+    Survey,
+    SurveyReminder,
+    FollowUp,
+    /// Internal: the agent-review SLA passed; a supervisor decides now.
+    EscalatedToSupervisor,
+    /// Internal: the supervisor's SLA passed too; flagged for a person's follow-up.
+    ReviewOverdue,
+    /// Internal: the decision deadline passed; the proposal's first option is taken.
+    DefaultOptionAccepted,
+}
+
+impl NotifyMilestone {
+    pub const ALL: [NotifyMilestone; 24] = [
+        NotifyMilestone::Acknowledged,
+        NotifyMilestone::EvidenceRequested,
+        NotifyMilestone::EvidenceReminder,
+        NotifyMilestone::UnderReview,
+        NotifyMilestone::Proposal,
+        NotifyMilestone::DecisionReminder,
+        NotifyMilestone::RefundIssued,
+        NotifyMilestone::ReturnRequested,
+        NotifyMilestone::ReturnReminder,
+        NotifyMilestone::ReturnReceived,
+        NotifyMilestone::ExchangeArranged,
+        NotifyMilestone::RepairArranged,
+        NotifyMilestone::PartsSent,
+        NotifyMilestone::CouponIssued,
+        NotifyMilestone::PriceAdjusted,
+        NotifyMilestone::Resolved,
+        NotifyMilestone::Rejected,
+        NotifyMilestone::ClosedUnanswered,
+        NotifyMilestone::Survey,
+        NotifyMilestone::SurveyReminder,
+        NotifyMilestone::FollowUp,
+        NotifyMilestone::EscalatedToSupervisor,
+        NotifyMilestone::ReviewOverdue,
+        NotifyMilestone::DefaultOptionAccepted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotifyMilestone::ReturnReminder => "return_reminder",
+            NotifyMilestone::SurveyReminder => "survey_reminder",
+            NotifyMilestone::EscalatedToSupervisor => "escalated_to_supervisor",
+            NotifyMilestone::ReviewOverdue => "review_overdue",
+            NotifyMilestone::DefaultOptionAccepted => "default_option_accepted",
+            other => match other.message() {
+                Some(message) => message.as_str(),
+                None => "internal",
+            },
+        }
+    }
+
+    /// The message the customer gets, if any. The two reminders without their own template
+    /// repeat the original message (with the same deadline).
+    pub const fn message(self) -> Option<Milestone> {
+        use NotifyMilestone as N;
+        Some(match self {
+            N::Acknowledged => Milestone::Acknowledged,
+            N::EvidenceRequested => Milestone::EvidenceRequested,
+            N::EvidenceReminder => Milestone::EvidenceReminder,
+            N::UnderReview => Milestone::UnderReview,
+            N::Proposal => Milestone::Proposal,
+            N::DecisionReminder => Milestone::DecisionReminder,
+            N::RefundIssued => Milestone::RefundIssued,
+            N::ReturnRequested | N::ReturnReminder => Milestone::ReturnRequested,
+            N::ReturnReceived => Milestone::ReturnReceived,
+            N::ExchangeArranged => Milestone::ExchangeArranged,
+            N::RepairArranged => Milestone::RepairArranged,
+            N::PartsSent => Milestone::PartsSent,
+            N::CouponIssued => Milestone::CouponIssued,
+            N::PriceAdjusted => Milestone::PriceAdjusted,
+            N::Resolved => Milestone::Resolved,
+            N::Rejected => Milestone::Rejected,
+            N::ClosedUnanswered => Milestone::ClosedUnanswered,
+            N::Survey | N::SurveyReminder => Milestone::Survey,
+            N::FollowUp => Milestone::FollowUp,
+            N::EscalatedToSupervisor | N::ReviewOverdue | N::DefaultOptionAccepted => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for NotifyMilestone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyInput {
     pub ticket_id: TicketId,
-    pub milestone: Milestone,
+    pub milestone: NotifyMilestone,
     /// With `task_token`: what the waiting state waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for: Option<WaitKind>,
@@ -48,7 +165,7 @@ pub struct NotifyInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyOutput {
     pub ticket_id: TicketId,
-    pub milestone: Milestone,
+    pub milestone: NotifyMilestone,
     /// Channels that accepted the message in this invocation.
     pub sent: u32,
     /// True when an earlier invocation had sent it already: nothing was sent again.
@@ -113,17 +230,19 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
     let now = deps.clock.now();
     let actor = Actor::system(STEP);
 
+    let milestone = input.milestone;
+    let message = milestone.message();
+    let sent_note = TicketEvent::NotificationSent {
+        milestone: milestone.as_str().to_owned(),
+    };
     let mut prepared = None;
     for _ in 0..SAVE_ATTEMPTS {
         let ticket = ticket_change::load(store, &input.ticket_id).await?;
         let trail = store.audit_trail(&ticket.id).await?;
         let current = since_current_status(&trail, ticket.status);
-        let sent = TicketEvent::NotificationSent {
-            milestone: input.milestone.as_str().to_owned(),
-        };
         let mut change = Change::new(ticket.clone(), now, actor.clone());
 
-        if current.iter().any(|e| e.event == sent) {
+        if message.is_some() && current.iter().any(|e| e.event == sent_note) {
             // Sent before: keep the newest token if the ticket still waits for it.
             if let Some((kind, token)) = &wait
                 && kind.fits(ticket.status)
@@ -135,25 +254,31 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
                 });
             }
             match ticket_change::save(store, &ticket, change).await {
-                Ok(_) => {
-                    return Ok(NotifyOutput {
-                        ticket_id: ticket.id,
-                        milestone: input.milestone,
-                        sent: 0,
-                        replayed: true,
-                    });
-                }
+                Ok(_) => return Ok(output(ticket.id, milestone, 0, true)),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
             }
         }
 
-        let text = render_for(&ticket, &current, input.milestone, deps, now)?;
+        let text = match message {
+            Some(message) => Some(render_for(&ticket, &current, message, deps, now)?),
+            None => None,
+        };
         let mut seq = ticket.audit_seq;
-        if let Some(event) = milestone_event(&ticket, &current, input.milestone)? {
+        let mut recorded_before = false;
+        if let Some(event) = milestone_event(&ticket, &current, milestone)? {
             match current.iter().find(|e| e.event == event) {
-                Some(recorded) => seq = recorded.seq,
+                Some(recorded) => {
+                    seq = recorded.seq;
+                    recorded_before = true;
+                }
                 None => {
+                    if let TicketEvent::OptionAccepted {
+                        option_id, kind, ..
+                    } = &event
+                    {
+                        change.ticket.chosen = Some(default_choice(&ticket, option_id, *kind));
+                    }
                     seq = change.record(event)?;
                     if change
                         .ticket
@@ -180,21 +305,25 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         }
         match ticket_change::save(store, &ticket, change).await {
             Ok(saved) => {
-                prepared = Some((saved, seq, text));
+                prepared = Some((saved, seq, text, recorded_before));
                 break;
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(other) => return Err(other.into()),
         }
     }
-    let Some((ticket, seq, text)) = prepared else {
+    let Some((ticket, seq, text, recorded_before)) = prepared else {
         return Err(ticket_change::conflict(&input.ticket_id));
+    };
+    let (Some(message), Some(text)) = (message, text) else {
+        tracing::info!(ticket_id = %ticket.id, %milestone, seq, "internal milestone recorded");
+        return Ok(output(ticket.id, milestone, 0, recorded_before));
     };
 
     let locale = locale_for(&ticket, &deps.policy);
-    let message = OutgoingMessage::new(
+    let outgoing = OutgoingMessage::new(
         ticket.id.clone(),
-        input.milestone,
+        message,
         seq,
         locale,
         recipient(&ticket)?,
@@ -202,30 +331,51 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
     );
     let deliveries = deps
         .channels
-        .send(&message)
+        .send(&outgoing)
         .await
         .into_result()
         .map_err(notify_error)?;
 
-    let milestone = input.milestone.as_str().to_owned();
     ticket_change::update_with_trail(store, &ticket.id, now, &actor, true, |change, trail| {
-        let sent = TicketEvent::NotificationSent {
-            milestone: milestone.clone(),
-        };
         let current = since_current_status(trail, change.ticket.status);
-        if !current.iter().any(|e| e.event == sent) {
-            change.record(sent)?;
+        if !current.iter().any(|e| e.event == sent_note) {
+            change.record(sent_note.clone())?;
         }
         Ok(())
     })
     .await?;
-    tracing::info!(ticket_id = %ticket.id, milestone = %input.milestone, seq, channels = deliveries.len(), "customer notified");
-    Ok(NotifyOutput {
-        ticket_id: ticket.id,
-        milestone: input.milestone,
-        sent: u32::try_from(deliveries.len()).unwrap_or(u32::MAX),
-        replayed: false,
-    })
+    tracing::info!(ticket_id = %ticket.id, %milestone, seq, channels = deliveries.len(), "customer notified");
+    let sent = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
+    Ok(output(ticket.id, milestone, sent, false))
+}
+
+fn output(
+    ticket_id: TicketId,
+    milestone: NotifyMilestone,
+    sent: u32,
+    replayed: bool,
+) -> NotifyOutput {
+    NotifyOutput {
+        ticket_id,
+        milestone,
+        sent,
+        replayed,
+    }
+}
+
+/// The proposal's option the policy's default takes, as the ticket's chosen resolution.
+fn default_choice(ticket: &Ticket, option_id: &str, kind: ResolutionKind) -> ChosenResolution {
+    let amount = ticket
+        .proposal
+        .as_ref()
+        .and_then(|p| p.options.iter().find(|o| o.id.as_str() == option_id))
+        .and_then(|o| o.amount);
+    ChosenResolution {
+        option_id: Some(option_id.to_owned()),
+        kind,
+        amount,
+        chosen_by: Actor::system(STEP),
+    }
 }
 
 /// The audit entries since the ticket entered `status` (the entry that entered it included).
@@ -246,38 +396,49 @@ fn since_current_status(trail: &[AuditEvent], status: TicketStatus) -> Vec<Audit
 pub fn milestone_event(
     ticket: &Ticket,
     current: &[AuditEvent],
-    milestone: Milestone,
+    milestone: NotifyMilestone,
 ) -> Result<Option<TicketEvent>, StepError> {
+    use NotifyMilestone as N;
     Ok(Some(match milestone {
-        Milestone::Acknowledged
-        | Milestone::EvidenceRequested
-        | Milestone::UnderReview
-        | Milestone::Proposal
-        | Milestone::RefundIssued
-        | Milestone::ReturnReceived
-        | Milestone::Rejected
-        | Milestone::Survey
-        | Milestone::FollowUp => return Ok(None),
-        Milestone::EvidenceReminder => TicketEvent::ReminderSent {
+        N::Acknowledged
+        | N::EvidenceRequested
+        | N::Proposal
+        | N::RefundIssued
+        | N::ReturnReceived
+        | N::Rejected
+        | N::Survey
+        | N::FollowUp => return Ok(None),
+        // The workflow sends a ticket to a person from other statuses too (a refused refund).
+        N::UnderReview if ticket.status == TicketStatus::UnderReview => return Ok(None),
+        N::UnderReview => TicketEvent::EscalatedToAgent {
+            reason: WORKFLOW_ESCALATION.to_owned(),
+        },
+        N::EvidenceReminder => TicketEvent::ReminderSent {
             waiting_for: WaitKind::Evidence,
         },
-        Milestone::DecisionReminder => TicketEvent::ReminderSent {
+        N::DecisionReminder => TicketEvent::ReminderSent {
             waiting_for: WaitKind::Decision,
         },
-        Milestone::ReturnRequested => TicketEvent::ReturnRequested,
-        Milestone::ExchangeArranged => TicketEvent::ExchangeArranged,
-        Milestone::RepairArranged => TicketEvent::RepairArranged,
-        Milestone::PartsSent => TicketEvent::PartsSent,
-        Milestone::CouponIssued => TicketEvent::CouponIssued {
-            value: milestone_amount(ticket, milestone)?,
+        N::ReturnReminder => TicketEvent::ReminderSent {
+            waiting_for: WaitKind::ReturnParcel,
         },
-        Milestone::PriceAdjusted => TicketEvent::PriceAdjusted {
-            amount: milestone_amount(ticket, milestone)?,
+        N::SurveyReminder => TicketEvent::ReminderSent {
+            waiting_for: WaitKind::Survey,
         },
-        Milestone::Resolved => TicketEvent::Resolved {
+        N::ReturnRequested => TicketEvent::ReturnRequested,
+        N::ExchangeArranged => TicketEvent::ExchangeArranged,
+        N::RepairArranged => TicketEvent::RepairArranged,
+        N::PartsSent => TicketEvent::PartsSent,
+        N::CouponIssued => TicketEvent::CouponIssued {
+            value: milestone_amount(ticket, Milestone::CouponIssued)?,
+        },
+        N::PriceAdjusted => TicketEvent::PriceAdjusted {
+            amount: milestone_amount(ticket, Milestone::PriceAdjusted)?,
+        },
+        N::Resolved => TicketEvent::Resolved {
             kind: resolution_kind(ticket)?,
         },
-        Milestone::ClosedUnanswered => {
+        N::ClosedUnanswered => {
             if let Some(closed) = current
                 .iter()
                 .find(|e| matches!(e.event, TicketEvent::ClosedUnanswered { .. }))
@@ -286,6 +447,33 @@ pub fn milestone_event(
             }
             TicketEvent::ClosedUnanswered {
                 waiting_for: unanswered_wait(ticket)?,
+            }
+        }
+        N::EscalatedToSupervisor => TicketEvent::EscalatedToSupervisor,
+        N::ReviewOverdue => TicketEvent::FollowUpRequested {
+            reason: REVIEW_OVERDUE.to_owned(),
+        },
+        N::DefaultOptionAccepted => {
+            if let Some(accepted) = current
+                .iter()
+                .find(|e| matches!(e.event, TicketEvent::OptionAccepted { .. }))
+            {
+                return Ok(Some(accepted.event.clone()));
+            }
+            let top = ticket
+                .proposal
+                .as_ref()
+                .and_then(|p| p.options.first())
+                .ok_or_else(|| {
+                    StepError::policy(format!(
+                        "ticket {} has no proposal to default to",
+                        ticket.id
+                    ))
+                })?;
+            TicketEvent::OptionAccepted {
+                option_id: top.id.to_string(),
+                kind: top.kind,
+                by_default: true,
             }
         }
     }))
@@ -405,8 +593,14 @@ fn render_for(
             ctx.options = option_summaries(ticket);
         }
         Milestone::ReturnRequested => {
+            // The reminder repeats the first message, with the deadline counted from then.
+            let from = if ticket.status == TicketStatus::AwaitingReturn {
+                entered
+            } else {
+                now
+            };
             ctx.due = Some(after(
-                now,
+                from,
                 deadlines.return_parcel.deadline.as_signed_duration(),
             ));
             ctx.return_shipment = Some(return_shipment(ticket, deps)?);
