@@ -185,7 +185,7 @@ pub struct Currency([u8; 3]);
 impl Currency {
     pub fn code(&self) -> &str {
         // Constructed only from ASCII codes in ISO_4217.
-        std::str::from_utf8(&self.0).unwrap_or("XXX")
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// Digits after the decimal point (2 for CNY, 0 for JPY, 3 for KWD).
