@@ -363,7 +363,6 @@ fn the_template_deploys_every_function_binary_of_the_workspace() {
 }
 
 #[test]
-#[ignore = "diagnose, propose, execute-refund, notify and survey are not workspace binaries yet: remove this line when they land"]
 fn every_template_function_is_a_binary_of_the_workspace() {
     let (in_template, in_workspace) = binaries_in_template_and_workspace();
     let unbuilt: Vec<_> = in_template
@@ -449,10 +448,34 @@ fn required_environment(binary: &WorkspaceBinary) -> BTreeSet<String> {
         helpers.insert(name.clone(), required_in(&config[*start..end]));
     }
 
+    // The step binaries read their variables through a typed configuration in
+    // `handlers/steps/config.rs` (`RulesConfig::from_env()`): each one named by the binary's
+    // code brings its `impl` block along.
+    let step_config = production_code(&service.join("handlers/steps/config.rs"));
+    let config_use = Regex::new(r"\b([A-Z][A-Za-z]*Config)::from_env\(").unwrap();
+    let mut codes: Vec<String> = sources.iter().map(|file| production_code(file)).collect();
+    let named: BTreeSet<String> = codes
+        .iter()
+        .flat_map(|code| config_use.captures_iter(code).map(|c| c[1].to_owned()))
+        .collect();
+    for name in named {
+        let start = step_config
+            .find(&format!("\nimpl {name} {{"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: uses {name} but handlers/steps/config.rs has no `impl {name}`",
+                    binary.name
+                )
+            });
+        let end = step_config[start..]
+            .find("\n}\n")
+            .map_or(step_config.len(), |e| start + e);
+        codes.push(step_config[start..end].to_owned());
+    }
+
     let mut required = BTreeSet::new();
-    for file in &sources {
-        let code = production_code(file);
-        required.extend(required_in(&code));
+    for code in &codes {
+        required.extend(required_in(code));
         for (name, vars) in &helpers {
             if code.contains(&format!("config::{name}(")) {
                 required.extend(vars.iter().cloned());
@@ -520,6 +543,35 @@ fn the_environment_scan_finds_what_accept_and_respond_require() {
         respond.contains("WEBHOOK_SECRET_ID") && !respond.contains("STATE_MACHINE_ARN"),
         "{respond:?}"
     );
+    let step = |name: &str| {
+        required_environment(&WorkspaceBinary {
+            name: name.into(),
+            package_dir: root().join("functions").join(name),
+        })
+    };
+    let diagnose = step("diagnose");
+    assert!(
+        diagnose.contains("TICKETS_TABLE") && diagnose.contains("LEDGER_TABLE"),
+        "{diagnose:?}"
+    );
+    let refund = step("execute-refund");
+    assert!(
+        refund.contains("PAYMENT_PROVIDER") && refund.contains("WEBHOOK_SECRET_ID"),
+        "{refund:?}"
+    );
+    assert!(
+        !refund.contains("STRIPE_API_KEY"),
+        "the Stripe key has a Secrets Manager alternative: {refund:?}"
+    );
+    let survey = step("survey");
+    for var in [
+        "QUALITY_QUEUE_URL",
+        "LOGISTICS_QUEUE_URL",
+        "WAREHOUSE_QUEUE_URL",
+        "SERVICE_QUEUE_URL",
+    ] {
+        assert!(survey.contains(var), "survey requires {var}: {survey:?}");
+    }
 }
 
 #[test]
