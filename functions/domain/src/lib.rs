@@ -24,7 +24,7 @@ pub use kinds::{
     Locale, ProblemKind, ResolutionKind, Responsibility,
 };
 pub use money::{Amount, Currency, Money, MoneyError};
-pub use policy::{Policy, PolicyDuration, PolicyError};
+pub use policy::{Policy, PolicyDuration, PolicyError, WorkflowDeadlines};
 pub use proposal::{Proposal, ProposalOption, propose};
 pub use request::{
     Customer, Order, OrderLine, Payment, Problem, ProblemLine, Quantity, RequestError,

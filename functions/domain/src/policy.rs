@@ -504,6 +504,55 @@ pub struct AgentReviewDeadline {
     pub supervisor_sla: PolicyDuration,
 }
 
+/// The deadlines the workflow waits by, in whole seconds: the `deadlines` object of the
+/// execution input (`docs/workflow-contract.md`), read by `TimeoutSecondsPath` and
+/// `SecondsPath`. `remaining` is the deadline minus the reminder: the second wait, after the
+/// reminder went out. A validated policy makes every timeout positive, as Step Functions needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowDeadlines {
+    pub evidence: ReminderSeconds,
+    pub decision: DecisionSeconds,
+    pub return_parcel: ReminderSeconds,
+    pub agent_review: AgentReviewSeconds,
+    pub survey: SurveySeconds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderSeconds {
+    pub reminder: i64,
+    pub remaining: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionSeconds {
+    pub reminder: i64,
+    pub remaining: i64,
+    pub default_action: DecisionDefault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReviewSeconds {
+    pub sla: i64,
+    pub supervisor_sla: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveySeconds {
+    /// The `Wait` before the survey goes out (may be 0).
+    pub delay: i64,
+    pub reminder: i64,
+    pub remaining: i64,
+}
+
+impl ReminderSeconds {
+    fn of(reminder: PolicyDuration, deadline: PolicyDuration) -> ReminderSeconds {
+        ReminderSeconds {
+            reminder: reminder.as_secs(),
+            remaining: deadline.as_secs() - reminder.as_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SurveyPolicy {
@@ -762,6 +811,34 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The workflow's deadlines under this policy (the execution input's `deadlines`).
+    pub fn workflow_deadlines(&self) -> WorkflowDeadlines {
+        let d = &self.deadlines;
+        let decision =
+            ReminderSeconds::of(d.customer_decision.reminder, d.customer_decision.deadline);
+        let survey = ReminderSeconds::of(self.survey.reminder, self.survey.deadline);
+        WorkflowDeadlines {
+            evidence: ReminderSeconds::of(d.evidence.reminder, d.evidence.deadline),
+            decision: DecisionSeconds {
+                reminder: decision.reminder,
+                remaining: decision.remaining,
+                default_action: d.customer_decision.default_action,
+            },
+            return_parcel: ReminderSeconds::of(d.return_parcel.reminder, d.return_parcel.deadline),
+            agent_review: AgentReviewSeconds {
+                sla: d.agent_review.sla.as_secs(),
+                supervisor_sla: d.agent_review.supervisor_sla.as_secs(),
+            },
+            survey: SurveySeconds {
+                delay: self.survey.delay_after_resolution.as_secs(),
+                reminder: survey.reminder,
+                remaining: survey.remaining,
+            },
+        }
+    }
+}
+
 fn positive(key: &str, d: PolicyDuration) -> Result<(), PolicyError> {
     if d.is_zero() {
         Err(PolicyError::invalid(key, "must be longer than 0m"))
@@ -941,6 +1018,45 @@ mod tests {
             error_of(&text),
             "auto_approve.limit.CNY: amount must not be negative, got -1"
         );
+    }
+
+    #[test]
+    fn the_default_policy_gives_the_workflow_the_documented_deadlines() {
+        // docs/workflow-contract.md shows these values for the default policy.
+        let d = Policy::default_policy().workflow_deadlines();
+        let json = serde_json::to_value(d).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "evidence": {"reminder": 86400, "remaining": 172800},
+                "decision": {"reminder": 172800, "remaining": 259200, "default_action": "accept_top_option"},
+                "return_parcel": {"reminder": 604800, "remaining": 604800},
+                "agent_review": {"sla": 86400, "supervisor_sla": 86400},
+                "survey": {"delay": 86400, "reminder": 259200, "remaining": 345600}
+            })
+        );
+    }
+
+    #[test]
+    fn workflow_timeouts_are_positive_and_follow_the_policy_file() {
+        let text = replace("deadline = \"72h\"", "deadline = \"1d1m\"");
+        let policy = Policy::from_toml_str(&text).unwrap();
+        let d = policy.workflow_deadlines();
+        assert_eq!((d.evidence.reminder, d.evidence.remaining), (86_400, 60));
+        for seconds in [
+            d.evidence.reminder,
+            d.evidence.remaining,
+            d.decision.reminder,
+            d.decision.remaining,
+            d.return_parcel.reminder,
+            d.return_parcel.remaining,
+            d.agent_review.sla,
+            d.agent_review.supervisor_sla,
+            d.survey.reminder,
+            d.survey.remaining,
+        ] {
+            assert!(seconds > 0, "{d:?}");
+        }
     }
 
     #[test]

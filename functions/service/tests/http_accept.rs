@@ -81,9 +81,18 @@ async fn a_valid_request_is_acknowledged_with_a_ticket_and_starts_one_run_named_
         json!({"ticket_id": ticket_id.as_str(), "status": "received",
                "first_response_due": "2026-11-20T13:30:00Z"})
     );
+    // The run gets the ticket id and the default policy's deadlines in seconds.
     assert_eq!(
         starts(&w.workflow),
-        vec![(ticket_id.clone(), json!({"ticket_id": ticket_id.as_str()}))]
+        vec![(
+            ticket_id.clone(),
+            json!({"ticket_id": ticket_id.as_str(), "deadlines": {
+                "evidence": {"reminder": 86400, "remaining": 172800},
+                "decision": {"reminder": 172800, "remaining": 259200, "default_action": "accept_top_option"},
+                "return_parcel": {"reminder": 604800, "remaining": 604800},
+                "agent_review": {"sla": 86400, "supervisor_sla": 86400},
+                "survey": {"delay": 86400, "reminder": 259200, "remaining": 345600}}})
+        )]
     );
     let stored = w.store.get(&ticket_id).await.unwrap().unwrap();
     assert_eq!(stored.request.request_id.as_str(), "evt_1");

@@ -87,7 +87,7 @@ async fn accept(
     let (ticket, first) = open_ticket(request, fingerprint.clone(), now, &deps.policy);
     match deps.store.create(&ticket, &first).await? {
         Created::New => {
-            start_run(deps.workflow.as_ref(), &ticket.id).await?;
+            start_run(deps, &ticket.id).await?;
             tracing::info!(
                 ticket_id = %ticket.id,
                 request_id = %ticket.request.request_id,
@@ -98,7 +98,7 @@ async fn accept(
         }
         Created::Existing(existing) if existing.request_fingerprint == fingerprint => {
             if never_progressed(&existing) {
-                start_run(deps.workflow.as_ref(), &existing.id).await?;
+                start_run(deps, &existing.id).await?;
             }
             tracing::info!(
                 ticket_id = %existing.id,
@@ -160,9 +160,18 @@ fn acknowledgement(ticket: &Ticket) -> Value {
     })
 }
 
-async fn start_run(workflow: &dyn WorkflowClient, ticket_id: &TicketId) -> Result<(), ApiError> {
-    let input = json!({ "ticket_id": ticket_id.as_str() });
-    match workflow.start(ticket_id, &input).await {
+/// The execution input (`docs/workflow-contract.md`): the ticket id and the policy's deadlines
+/// in seconds. Ids and small decisions only; the ticket stays in the store.
+pub fn execution_input(ticket_id: &TicketId, policy: &Policy) -> Value {
+    json!({
+        "ticket_id": ticket_id.as_str(),
+        "deadlines": policy.workflow_deadlines(),
+    })
+}
+
+async fn start_run(deps: &Deps, ticket_id: &TicketId) -> Result<(), ApiError> {
+    let input = execution_input(ticket_id, &deps.policy);
+    match deps.workflow.start(ticket_id, &input).await {
         Ok(_) => Ok(()),
         Err(error) => {
             tracing::error!(ticket_id = %ticket_id, %error, "workflow not started");
