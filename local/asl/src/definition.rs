@@ -362,6 +362,9 @@ struct Pending {
     loc: String,
 }
 
+/// One element of a `Retry` or `Catch` array: position, location, value, object.
+type Handler<'v> = (usize, String, &'v Value, &'v Map<String, Value>);
+
 impl Loader {
     fn err(&mut self, code: &'static str, message: impl Into<String>, location: impl Into<String>) {
         self.diags.push(Diagnostic {
@@ -719,48 +722,67 @@ impl Loader {
         out
     }
 
-    fn retriers(&mut self, obj: &Map<String, Value>, loc: &str) -> Vec<Retrier> {
-        let Some(v) = obj.get("Retry") else {
-            return Vec::new();
+    /// The objects of a `Retry` or `Catch` array, each with its position and location, after
+    /// reporting a field that is not an array, an element that is not an object and
+    /// unsupported fields; and the array's length.
+    fn handler_list<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        loc: &str,
+        field: &str,
+        what: &str,
+        allowed: &[&str],
+    ) -> (usize, Vec<Handler<'v>>) {
+        let Some(v) = obj.get(field) else {
+            return (0, Vec::new());
         };
         let Some(arr) = v.as_array() else {
             self.err(
                 "SCHEMA_VALIDATION_FAILED",
-                "The value for the field 'Retry' must be an ARRAY",
-                format!("{loc}/Retry"),
+                format!("The value for the field '{field}' must be an ARRAY"),
+                format!("{loc}/{field}"),
             );
-            return Vec::new();
+            return (0, Vec::new());
         };
         let mut out = Vec::new();
-        for (i, r) in arr.iter().enumerate() {
-            let rloc = format!("{loc}/Retry[{i}]");
-            let Some(robj) = r.as_object() else {
+        for (i, element) in arr.iter().enumerate() {
+            let eloc = format!("{loc}/{field}[{i}]");
+            let Some(eobj) = element.as_object() else {
                 self.err(
                     "SCHEMA_VALIDATION_FAILED",
-                    "A retrier must be an OBJECT",
-                    rloc,
+                    format!("{what} must be an OBJECT"),
+                    eloc,
                 );
                 continue;
             };
-            for k in robj.keys() {
-                if !matches!(
-                    k.as_str(),
-                    "ErrorEquals"
-                        | "IntervalSeconds"
-                        | "MaxAttempts"
-                        | "BackoffRate"
-                        | "MaxDelaySeconds"
-                        | "JitterStrategy"
-                        | "Comment"
-                ) {
+            for k in eobj.keys() {
+                if !allowed.contains(&k.as_str()) {
                     self.err(
                         "SCHEMA_VALIDATION_FAILED",
                         format!("The field \"{k}\" is not supported by Step Functions"),
-                        format!("{rloc}/{k}"),
+                        format!("{eloc}/{k}"),
                     );
                 }
             }
-            let error_equals = self.error_equals(r, &rloc, i + 1 == arr.len(), "Retrier");
+            out.push((i, eloc, element, eobj));
+        }
+        (arr.len(), out)
+    }
+
+    fn retriers(&mut self, obj: &Map<String, Value>, loc: &str) -> Vec<Retrier> {
+        const FIELDS: &[&str] = &[
+            "ErrorEquals",
+            "IntervalSeconds",
+            "MaxAttempts",
+            "BackoffRate",
+            "MaxDelaySeconds",
+            "JitterStrategy",
+            "Comment",
+        ];
+        let (count, handlers) = self.handler_list(obj, loc, "Retry", "A retrier", FIELDS);
+        let mut out = Vec::new();
+        for (i, rloc, r, robj) in handlers {
+            let error_equals = self.error_equals(r, &rloc, i + 1 == count, "Retrier");
             let int_field = |this: &mut Loader, name: &str, min: u64, default: u64| -> u64 {
                 match robj.get(name) {
                     None => default,
@@ -831,41 +853,18 @@ impl Loader {
         jsonata: bool,
         targets: &mut Vec<usize>,
     ) -> Vec<Catcher> {
-        let Some(v) = obj.get("Catch") else {
-            return Vec::new();
-        };
-        let Some(arr) = v.as_array() else {
-            self.err(
-                "SCHEMA_VALIDATION_FAILED",
-                "The value for the field 'Catch' must be an ARRAY",
-                format!("{loc}/Catch"),
-            );
-            return Vec::new();
-        };
+        const FIELDS: &[&str] = &[
+            "ErrorEquals",
+            "Next",
+            "ResultPath",
+            "Assign",
+            "Output",
+            "Comment",
+        ];
+        let (count, handlers) = self.handler_list(obj, loc, "Catch", "A catcher", FIELDS);
         let mut out = Vec::new();
-        for (i, c) in arr.iter().enumerate() {
-            let cloc = format!("{loc}/Catch[{i}]");
-            let Some(cobj) = c.as_object() else {
-                self.err(
-                    "SCHEMA_VALIDATION_FAILED",
-                    "A catcher must be an OBJECT",
-                    cloc,
-                );
-                continue;
-            };
-            for k in cobj.keys() {
-                if !matches!(
-                    k.as_str(),
-                    "ErrorEquals" | "Next" | "ResultPath" | "Assign" | "Output" | "Comment"
-                ) {
-                    self.err(
-                        "SCHEMA_VALIDATION_FAILED",
-                        format!("The field \"{k}\" is not supported by Step Functions"),
-                        format!("{cloc}/{k}"),
-                    );
-                }
-            }
-            let error_equals = self.error_equals(c, &cloc, i + 1 == arr.len(), "Catcher");
+        for (i, cloc, c, cobj) in handlers {
+            let error_equals = self.error_equals(c, &cloc, i + 1 == count, "Catcher");
             let next = match cobj.get("Next") {
                 None => {
                     self.err(

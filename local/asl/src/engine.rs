@@ -1383,32 +1383,15 @@ fn path_integer(
     eff: &Value,
     ctx: &Value,
 ) -> Result<i64, Failure> {
-    let v = expr::query(
-        path,
-        Env {
-            input: eff,
-            context: ctx,
-            variables: &frame.vars,
-        },
-    )
-    .map_err(|e| Cx::expr_failure(state, frame, e))?;
-    let n = match &v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
+    let read = PathNumber {
+        kind: "integer",
+        from_number: serde_json::Number::as_i64,
+        from_text: |s| s.parse::<i64>().ok(),
     };
-    n.ok_or_else(|| {
-        Cx::runtime(
-            state,
-            frame,
-            &format!(
-                "The {field}Path field refers to value \"{}\" which is not a valid integer: {path}",
-                bare(&v)
-            ),
-        )
-    })
+    read.of(state, frame, field, path, eff, ctx)
 }
 
+/// Reads a `ToleratedFailurePercentagePath`-style number.
 fn path_float(
     state: &State,
     frame: &Frame,
@@ -1417,30 +1400,57 @@ fn path_float(
     eff: &Value,
     ctx: &Value,
 ) -> Result<f64, Failure> {
-    let v = expr::query(
-        path,
-        Env {
-            input: eff,
-            context: ctx,
-            variables: &frame.vars,
-        },
-    )
-    .map_err(|e| Cx::expr_failure(state, frame, e))?;
-    let n = match &v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
+    let read = PathNumber {
+        kind: "float",
+        from_number: serde_json::Number::as_f64,
+        from_text: |s| s.parse::<f64>().ok(),
     };
-    n.ok_or_else(|| {
-        Cx::runtime(
-            state,
-            frame,
-            &format!(
-                "The {field}Path field refers to value \"{}\" which is not a valid float: {path}",
-                bare(&v)
-            ),
+    read.of(state, frame, field, path, eff, ctx)
+}
+
+/// How a `*Path` field's value becomes a number: a JSON number or a numeric string.
+struct PathNumber<T> {
+    kind: &'static str,
+    from_number: fn(&serde_json::Number) -> Option<T>,
+    from_text: fn(&str) -> Option<T>,
+}
+
+impl<T> PathNumber<T> {
+    fn of(
+        &self,
+        state: &State,
+        frame: &Frame,
+        field: &str,
+        path: &str,
+        eff: &Value,
+        ctx: &Value,
+    ) -> Result<T, Failure> {
+        let v = expr::query(
+            path,
+            Env {
+                input: eff,
+                context: ctx,
+                variables: &frame.vars,
+            },
         )
-    })
+        .map_err(|e| Cx::expr_failure(state, frame, e))?;
+        let n = match &v {
+            Value::Number(n) => (self.from_number)(n),
+            Value::String(s) => (self.from_text)(s.trim()),
+            _ => None,
+        };
+        n.ok_or_else(|| {
+            Cx::runtime(
+                state,
+                frame,
+                &format!(
+                    "The {field}Path field refers to value \"{}\" which is not a valid {}: {path}",
+                    bare(&v),
+                    self.kind
+                ),
+            )
+        })
+    }
 }
 
 /// The body of a Task/Parallel/Map state (run again on retry).
