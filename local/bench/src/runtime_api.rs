@@ -1,0 +1,505 @@
+//! Parts 1 and 2: a stand-in for the Lambda Runtime API (HTTP/1.1 on loopback: `GET
+//! /2018-06-01/runtime/invocation/next`, `POST .../invocation/{id}/response|error`, `POST
+//! .../init/error`), the function binaries started under it, the time from exec to their first
+//! `invocation/next`, and their peak RSS (`VmHWM` from /proc, `ru_maxrss` from wait4).
+
+use crate::Options;
+use crate::report::Report;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+pub const FUNCTIONS: [&str; 7] = [
+    "accept",
+    "respond",
+    "diagnose",
+    "propose",
+    "notify",
+    "execute-refund",
+    "survey",
+];
+pub const HELLO: &str = "bench-hello";
+pub const SECRET: &str = "bench-webhook-secret-0123456789abcdef";
+
+/// The stand-in's state for one process.
+#[derive(Default)]
+pub struct Api {
+    events: Mutex<VecDeque<Value>>,
+    first_next: Mutex<Option<Instant>>,
+    pub responses: Mutex<Vec<(bool, String)>>,
+    pub init_error: Mutex<Option<String>>,
+    next_id: AtomicU64,
+    changed: Notify,
+}
+
+impl Api {
+    pub fn new(events: Vec<Value>) -> Arc<Api> {
+        Arc::new(Api {
+            events: Mutex::new(events.into()),
+            ..Api::default()
+        })
+    }
+
+    fn first_next(&self) -> Option<Instant> {
+        self.first_next.lock().ok().and_then(|g| *g)
+    }
+
+    pub fn response_count(&self) -> usize {
+        self.responses.lock().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+/// Listens on a free loopback port; returns `host:port`.
+pub async fn start(api: Arc<Api>) -> Result<String, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("runtime API listener: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("runtime API address: {e}"))?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(connection(stream, api.clone()));
+        }
+    });
+    Ok(addr.to_string())
+}
+
+async fn connection(stream: TcpStream, api: Arc<Api>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut request_line = String::new();
+        match reader.read_line(&mut request_line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let reply = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            if let Ok(mut first) = api.first_next.lock() {
+                first.get_or_insert_with(Instant::now);
+            }
+            api.changed.notify_waiters();
+            let event = api.events.lock().ok().and_then(|mut e| e.pop_front());
+            let Some(event) = event else {
+                // No more events: hold the long poll until the process is killed.
+                std::future::pending::<()>().await;
+                return;
+            };
+            let id = api.next_id.fetch_add(1, Ordering::Relaxed);
+            let deadline = jiff::Timestamp::now().as_millisecond() + 30_000;
+            let body = event.to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Sampled=0\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else if method == "POST" && path.contains("/runtime/invocation/") {
+            let ok = path.ends_with("/response");
+            if let Ok(mut r) = api.responses.lock() {
+                r.push((ok, String::from_utf8_lossy(&body).into_owned()));
+            }
+            api.changed.notify_waiters();
+            accepted()
+        } else if method == "POST" && path.ends_with("/runtime/init/error") {
+            if let Ok(mut e) = api.init_error.lock() {
+                *e = Some(String::from_utf8_lossy(&body).into_owned());
+            }
+            api.changed.notify_waiters();
+            accepted()
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned()
+        };
+        if write.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn accepted() -> String {
+    let body = r#"{"status":"OK"}"#;
+    format!(
+        "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The environment Lambda gives a function, plus each function's configuration (the template's
+/// variables, with the local alternatives to Secrets Manager: the secret values themselves).
+pub fn environment(function: &str, runtime_api: &str, aws_endpoint: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(&str, String)> = vec![
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", format!("aftersales-{function}")),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/aftersales-{function}"),
+        ),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "bench".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_ENDPOINT_URL", aws_endpoint.to_owned()),
+        ("TICKETS_TABLE", "aftersales-tickets".into()),
+        ("LEDGER_TABLE", "aftersales-ledger".into()),
+        ("METRICS_NAMESPACE", "Aftersales".into()),
+        ("METRICS_STACK", "bench".into()),
+    ];
+    let queue = |name: &str| format!("{aws_endpoint}/123456789012/aftersales-{name}");
+    match function {
+        "accept" => {
+            env.push((
+                "STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:123456789012:stateMachine:aftersales".into(),
+            ));
+            env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into()));
+        }
+        "respond" => env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into())),
+        "execute-refund" => {
+            env.push(("PAYMENT_PROVIDER", "merchant_endpoint".into()));
+            env.push(("REFUND_ENDPOINT_URL", format!("{aws_endpoint}/refunds")));
+            env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into()));
+        }
+        "notify" => {
+            env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into()));
+            env.push(("NOTIFICATION_WEBHOOK_URL", format!("{aws_endpoint}/notify")));
+            env.push(("RETURN_ADDRESS", "Returns, 1 Bench Road, Shanghai".into()));
+        }
+        "survey" => {
+            env.push(("QUALITY_QUEUE_URL", queue("quality")));
+            env.push(("LOGISTICS_QUEUE_URL", queue("logistics")));
+            env.push(("WAREHOUSE_QUEUE_URL", queue("warehouse")));
+            env.push(("SERVICE_QUEUE_URL", queue("service")));
+        }
+        _ => {}
+    }
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// One process under the stand-in.
+pub struct Outcome {
+    pub init: Duration,
+    /// VmHWM at the first `invocation/next`, KiB.
+    pub init_rss_kib: u64,
+    /// ru_maxrss over the whole life, KiB.
+    pub max_rss_kib: u64,
+    pub responses: Vec<(bool, String)>,
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Kills and reaps `pid`; its ru_maxrss (KiB on Linux).
+fn kill_and_reap(pid: u32) -> u64 {
+    let pid = pid as libc::pid_t;
+    // SAFETY: the pid is our own child, not yet reaped (std's Child is never waited on).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::wait4(pid, &mut status, 0, &mut usage);
+        u64::try_from(usage.ru_maxrss).unwrap_or(0)
+    }
+}
+
+/// Runs `binary` under a fresh stand-in serving `events`; returns after its first
+/// `invocation/next` and, when events were given, after it answered all of them.
+pub async fn run_once(
+    binary: &Path,
+    env: &[(String, String)],
+    events: Vec<Value>,
+    log: &Path,
+) -> Result<Outcome, String> {
+    let expected = events.len();
+    let api = Api::new(events);
+    let addr = start(api.clone()).await?;
+    let mut env: Vec<(String, String)> = env.to_vec();
+    for (k, v) in env.iter_mut() {
+        if k == "AWS_LAMBDA_RUNTIME_API" {
+            *v = addr.clone();
+        }
+    }
+    let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let pid = child.id();
+    let give_up = started + Duration::from_secs(20);
+    let fail = |why: String| {
+        let rss = kill_and_reap(pid);
+        let _ = rss;
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(4).collect();
+        Err(format!(
+            "{}: {why}; stderr: {}",
+            binary.display(),
+            tail.join(" | ")
+        ))
+    };
+    let first = loop {
+        if let Some(t) = api.first_next() {
+            break t;
+        }
+        if let Some(e) = api.init_error.lock().ok().and_then(|e| e.clone()) {
+            return fail(format!("init error {e}"));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return fail(format!("exited during init ({status})"));
+        }
+        if Instant::now() > give_up {
+            return fail("no invocation/next within 20 s".into());
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(2), api.changed.notified()).await;
+    };
+    let init = first.duration_since(started);
+    let init_rss_kib = vm_hwm_kib(pid);
+    while api.response_count() < expected {
+        if let Ok(Some(status)) = child.try_wait() {
+            return fail(format!("exited while invoked ({status})"));
+        }
+        if Instant::now() > give_up + Duration::from_secs(40) {
+            return fail(format!(
+                "{} of {expected} invocations answered in time",
+                api.response_count()
+            ));
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(5), api.changed.notified()).await;
+    }
+    let max_rss_kib = kill_and_reap(pid).max(vm_hwm_kib(pid));
+    std::mem::forget(child);
+    let responses = api.responses.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(Outcome {
+        init,
+        init_rss_kib,
+        max_rss_kib,
+        responses,
+    })
+}
+
+pub fn binary(o: &Options, name: &str) -> PathBuf {
+    o.bin_dir.join(name)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Part 1.
+pub async fn init_times(o: &Options, r: &mut Report) -> Result<(), String> {
+    let runs = if o.quick { 3 } else { 41 };
+    let names: Vec<&str> = std::iter::once(HELLO).chain(FUNCTIONS).collect();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut init_rss: Vec<u64> = vec![0; names.len()];
+    // AWS endpoint: a closed loopback port; no function calls AWS before its first invocation
+    // (the secrets are given as values, see below).
+    let endpoint = "http://127.0.0.1:9";
+    // Warm the page cache once, then interleave the binaries run by run, so that load from
+    // other work on the machine spreads evenly over them.
+    for round in 0..=runs {
+        for (i, name) in names.iter().enumerate() {
+            let env = environment(name, "", endpoint);
+            let log = o.work.join(format!("{name}.init.log"));
+            let out = run_once(&binary(o, name), &env, Vec::new(), &log).await?;
+            if round > 0 {
+                samples[i].push(out.init.as_secs_f64() * 1000.0);
+                init_rss[i] = init_rss[i].max(out.init_rss_kib);
+            }
+        }
+    }
+    let stats: Vec<(f64, f64)> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            (percentile(s, 0.5), percentile(s, 0.9))
+        })
+        .collect();
+    let hello = stats[0].0;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Each binary is started {runs} times (after one untimed warm-up round, binaries interleaved run by run) under a stand-in for the Lambda Runtime API on loopback (local/bench/src/runtime_api.rs); init time is from just before `exec` to the moment the stand-in receives the first `GET /2018-06-01/runtime/invocation/next`, i.e. what Lambda reports as Init Duration minus the sandbox's own start. Built with the workspace release profile (`lto = \"fat\"`, `codegen-units = 1`, `opt-level = 3`, stripped) for the **host architecture ({})**, not the arm64 Lambda target. The baseline `bench-hello` is a bare `lambda_runtime` echo function (local/bench/src/bin/bench-hello.rs) built the same way. Each function gets the template's environment; secrets are given as values (`AFTERSALES_WEBHOOK_SECRET`, the local alternative to `WEBHOOK_SECRET_ID`), so the Secrets Manager read that accept, respond, notify and execute-refund make at init in the cloud (one HTTPS round trip) is not in these figures.\n",
+        std::env::consts::ARCH
+    );
+    let _ = writeln!(
+        md,
+        "| binary | median ms | p90 ms | ratio to hello (median) | RSS at first next (MiB) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let mut worst: f64 = 0.0;
+    for (i, name) in names.iter().enumerate() {
+        let (p50, p90) = stats[i];
+        let ratio = p50 / hello;
+        if i > 0 {
+            worst = worst.max(ratio);
+        }
+        let _ = writeln!(
+            md,
+            "| {name} | {p50:.2} | {p90:.2} | {ratio:.2}× | {:.1} |",
+            init_rss[i] as f64 / 1024.0
+        );
+        r.summary.push(format!(
+            "init  {name:<16} median {p50:>7.2} ms  p90 {p90:>7.2} ms  {ratio:>5.2}x hello"
+        ));
+    }
+    r.target(
+        "Init time vs bare lambda_runtime (worst function, median)",
+        "≤ 1.2×",
+        format!("{worst:.2}× (hello {hello:.2} ms)"),
+        Some(worst <= 1.2),
+    );
+    if worst > 1.2 {
+        let _ = writeln!(
+            md,
+            "\n**Target missed** (worst {worst:.2}×). The difference to hello is what `main` does before the runtime loop: `init_tracing`, reading and validating the configuration and the policy, and `aws_config::load_defaults` (the credential and region provider chains, the HTTP client with its TLS root store) plus the SDK clients. In absolute terms the functions stay within a few milliseconds of hello."
+        );
+    }
+    r.sections.insert(1, md);
+    Ok(())
+}
+
+/// Part 2: peak memory over an invocation sequence (see the section text for what is served).
+pub async fn memory(o: &Options, r: &mut Report) -> Result<(), String> {
+    let invocations = if o.quick { 5 } else { 200 };
+    let moto = crate::intake::Moto::start(&o.root, &o.work).await;
+    let (endpoint, note) = match &moto {
+        Ok(m) => (
+            m.endpoint.clone(),
+            format!("moto server {} on loopback", m.version),
+        ),
+        Err(e) => (
+            "http://127.0.0.1:9".to_owned(),
+            format!("moto not available ({e}); AWS calls fail fast on a closed port"),
+        ),
+    };
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Each function is started under the stand-in Runtime API and served {invocations} invocations in a row, each the event it gets in the cloud (an API Gateway v2 request for accept/respond, the workflow's step input for the others) about one ticket id; AWS is {note}. Peak memory is the process's `ru_maxrss` (wait4) after the sequence, and `VmHWM` at its first `invocation/next` (init only). **The tickets are not seeded in the store**, so each step invocation ends after its first DynamoDB read (`NotFound`, reported to the runtime as an invocation error) and accept/respond after signature and body validation: the sequence exercises the runtime loop, the SDK client, its HTTP connection pool and the JSON paths, not a full ticket life. Over loopback HTTP the SDK uses no TLS, which in the cloud adds its session state (tens of KiB).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| binary | RSS at init (MiB) | peak RSS over {invocations} invocations (MiB) | invocations answered ok / error |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    let mut worst: f64 = 0.0;
+    let names: Vec<&str> = std::iter::once(HELLO).chain(FUNCTIONS).collect();
+    for name in names {
+        let env = environment(name, "", &endpoint);
+        let events: Vec<Value> = (0..invocations).map(|i| event(name, i)).collect();
+        let log = o.work.join(format!("{name}.mem.log"));
+        let out = run_once(&binary(o, name), &env, events, &log).await?;
+        let ok = out.responses.iter().filter(|(ok, _)| *ok).count();
+        let peak = out.max_rss_kib as f64 / 1024.0;
+        if name != HELLO {
+            worst = worst.max(peak);
+        }
+        let _ = writeln!(
+            md,
+            "| {name} | {:.1} | {peak:.1} | {ok} / {} |",
+            out.init_rss_kib as f64 / 1024.0,
+            out.responses.len() - ok
+        );
+        r.summary.push(format!(
+            "memory  {name:<16} init {:>5.1} MiB  peak {peak:>5.1} MiB over {invocations} invocations",
+            out.init_rss_kib as f64 / 1024.0
+        ));
+    }
+    r.target(
+        "Peak memory (worst function)",
+        "≤ 24 MB",
+        format!("{worst:.1} MiB (tickets not seeded, see below)"),
+        Some(worst <= 24.0),
+    );
+    r.sections.insert(2, md);
+    drop(moto);
+    Ok(())
+}
+
+/// The event `function` gets for invocation `i`.
+fn event(function: &str, i: usize) -> Value {
+    let ticket = "tkt_01JDBENCH00000000000000000";
+    match function {
+        "accept" | "respond" => {
+            let body = if function == "accept" {
+                crate::intake::request_body(i as u64).to_string()
+            } else {
+                json!({"kind": "decision", "outcome": "accepted", "option_id": "opt-1"}).to_string()
+            };
+            let t = jiff::Timestamp::now().as_second();
+            let sig = crate::intake::signature(SECRET.as_bytes(), t, body.as_bytes());
+            let path = if function == "accept" {
+                "/v1/requests".to_owned()
+            } else {
+                format!("/v1/tickets/{ticket}/responses")
+            };
+            json!({"version": "2.0", "routeKey": format!("POST {path}"), "rawPath": path,
+                "rawQueryString": "", "headers": {"content-type": "application/json",
+                "x-aftersales-signature": sig},
+                "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench",
+                    "domainPrefix": "bench", "http": {"method": "POST", "path": path,
+                    "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+                    "requestId": format!("r{i}"), "routeKey": format!("POST {path}"), "stage": "$default",
+                    "time": "23/Nov/2026:22:00:00 +0000", "timeEpoch": 0},
+                "pathParameters": if function == "respond" { json!({"ticket_id": ticket}) } else { Value::Null },
+                "body": body, "isBase64Encoded": false})
+        }
+        "diagnose" | "propose" => json!({"ticket_id": ticket}),
+        "notify" => json!({"ticket_id": ticket, "milestone": "acknowledged"}),
+        "execute-refund" => json!({"ticket_id": ticket, "step": "refund"}),
+        "survey" => json!({"ticket_id": ticket, "action": "record", "score": 5}),
+        _ => json!({"hello": i}),
+    }
+}
