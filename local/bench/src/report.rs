@@ -66,8 +66,13 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "Machine: {}. Whole run: {:.0} s.\n",
+            "Machine: {}. Binaries: {} profile. Whole run: {:.0} s.\n",
             machine(),
+            if cfg!(debug_assertions) {
+                "dev"
+            } else {
+                "release"
+            },
             self.total_seconds
         );
         let _ = writeln!(md, "## Targets\n");
@@ -121,8 +126,12 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
     format!(
-        "{} {}, {cores} cores ({cpu}), shared with other builds while measured",
+        "{} {}, {cores} cores ({cpu}), shared with other work while measured (load average {load} at the end of the run)",
         std::env::consts::OS,
         std::env::consts::ARCH
     )
@@ -207,7 +216,7 @@ pub async fn cost(o: &Options, r: &mut Report) -> Result<(), String> {
     if usd > 0.35 {
         let _ = writeln!(
             md,
-            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets, of which ${transitions_only:.3} are state transitions alone ({} × $0.025 per 1,000). At Standard workflow prices the whole $0.35 buys 14 transitions, so the target leaves no room for Lambda, DynamoDB and API once the path has 14 states; it cannot be met by making our code faster, only by entering fewer states. Express workflows are 30–50× cheaper per step but cannot wait days for a customer (5-minute limit). What would bring it under: `accept` sending the acknowledgement itself (drops `Acknowledge`, −1 transition), `CheckScore` folded into `SendFeedback`'s result path with `Done` replaced by `End` (−2). The remaining cost after transitions is DynamoDB writes (the transactional saves: 6 WRU per step), then Lambda duration.\n",
+            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets, of which ${transitions_only:.3} are state transitions alone ({} × $0.025 per 1,000). At Standard workflow prices the whole $0.35 buys 14 transitions, so the target leaves no room for Lambda, DynamoDB and API once the path has 14 states; it cannot be met by making our code faster, only by entering fewer states. Express workflows are 30–50× cheaper per step but cannot wait days for a customer (5-minute limit). What would bring it under is fewer states on the path, for example `accept` sending the acknowledgement itself (no `Acknowledge`: −1 transition) and the survey step requesting the low-score follow-up itself (no `CheckScore` and `Done`: −2); that is a workflow change for its owners to weigh, not a speed-up. The remaining cost after transitions is DynamoDB writes (the transactional saves: 6 WRU per step), then Lambda duration.\n",
             common.transitions
         );
     }

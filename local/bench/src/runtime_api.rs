@@ -379,11 +379,13 @@ pub async fn init_times(o: &Options, r: &mut Report) -> Result<(), String> {
     );
     let _ = writeln!(md, "|---|---|---|---|---|");
     let mut worst: f64 = 0.0;
+    let mut worst_ms: f64 = 0.0;
     for (i, name) in names.iter().enumerate() {
         let (p50, p90) = stats[i];
         let ratio = p50 / hello;
-        if i > 0 {
-            worst = worst.max(ratio);
+        if i > 0 && ratio > worst {
+            worst = ratio;
+            worst_ms = p50 - hello;
         }
         let _ = writeln!(
             md,
@@ -403,7 +405,7 @@ pub async fn init_times(o: &Options, r: &mut Report) -> Result<(), String> {
     if worst > 1.2 {
         let _ = writeln!(
             md,
-            "\n**Target missed** (worst {worst:.2}×). The difference to hello is what `main` does before the runtime loop: `init_tracing`, reading and validating the configuration and the policy, and `aws_config::load_defaults` (the credential and region provider chains, the HTTP client with its TLS root store) plus the SDK clients. In absolute terms the functions stay within a few milliseconds of hello."
+            "\n**Target missed** (worst {worst:.2}×, {worst_ms:+.2} ms over hello's median). The difference to hello is what each `main` does before the runtime loop: `init_tracing`, reading and validating the configuration and the policy, `aws_config::load_defaults` (the credential and region provider chains, the HTTP client and its TLS root store) and the SDK clients. On this shared machine the run-to-run spread (see p90) is of the same order as the difference, so rerun before acting on a ratio close to 1.2."
         );
     }
     r.sections.insert(1, md);
@@ -431,7 +433,7 @@ pub async fn memory(o: &Options, r: &mut Report) -> Result<(), String> {
     );
     let _ = writeln!(
         md,
-        "| binary | RSS at init (MiB) | peak RSS over {invocations} invocations (MiB) | invocations answered ok / error |"
+        "| binary | RSS at init (MiB) | peak RSS over {invocations} invocations (MiB) | runtime responses / invocation errors |"
     );
     let _ = writeln!(md, "|---|---|---|---|");
     let mut worst: f64 = 0.0;
