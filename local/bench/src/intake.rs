@@ -303,3 +303,90 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     r.sections.insert(5, md);
     Ok(())
 }
+
+/// One AWS JSON-protocol request to moto (moto does not check signatures; the credential scope
+/// names the service).
+pub async fn aws_json(
+    endpoint: &str,
+    service: &str,
+    target: &str,
+    body: &Value,
+) -> Result<Value, String> {
+    let hostport = endpoint.trim_start_matches("http://");
+    let stream = TcpStream::connect(hostport)
+        .await
+        .map_err(|e| format!("moto: {e}"))?;
+    let (read, mut write) = stream.into_split();
+    let body = body.to_string();
+    let date = jiff::Timestamp::now().strftime("%Y%m%d").to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=bench/{date}/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    write
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("moto: {e}"))?;
+    let mut response = String::new();
+    BufReader::new(read)
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| format!("moto: {e}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!(
+            "moto {target}: {} {body}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    Ok(serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The tables (keys and indexes as functions/service/src/store/dynamo/tables.rs), the four
+/// department queues and the state machine the functions' environment names.
+pub async fn seed(endpoint: &str) -> Result<(), String> {
+    let s = |n: &str| json!({"AttributeName": n, "AttributeType": "S"});
+    let index = |name: &str, hash: &str, range: &str| {
+        json!({"IndexName": name, "KeySchema": [{"AttributeName": hash, "KeyType": "HASH"},
+            {"AttributeName": range, "KeyType": "RANGE"}], "Projection": {"ProjectionType": "ALL"}})
+    };
+    let tickets = json!({"TableName": "aftersales-tickets", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [s("pk"), s("sk"), s("customer_id"), s("created_key"), s("open_key"), s("due_key"), s("order_id")],
+        "GlobalSecondaryIndexes": [index("by_customer", "customer_id", "created_key"),
+            index("open_by_due", "open_key", "due_key"), index("by_order", "order_id", "created_key")]});
+    let ledger = json!({"TableName": "aftersales-ledger", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [s("pk"), s("customer_id"), s("order_id"), s("refund_key")],
+        "GlobalSecondaryIndexes": [index("refunds_by_customer", "customer_id", "refund_key"),
+            index("refunds_by_order", "order_id", "refund_key")]});
+    for table in [tickets, ledger] {
+        aws_json(
+            endpoint,
+            "dynamodb",
+            "DynamoDB_20120810.CreateTable",
+            &table,
+        )
+        .await?;
+    }
+    for q in ["quality", "logistics", "warehouse", "service"] {
+        aws_json(
+            endpoint,
+            "sqs",
+            "AmazonSQS.CreateQueue",
+            &json!({"QueueName": format!("aftersales-{q}")}),
+        )
+        .await?;
+    }
+    let definition =
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}).to_string();
+    aws_json(
+        endpoint,
+        "states",
+        "AWSStepFunctions.CreateStateMachine",
+        &json!({"name": "aftersales",
+        "definition": definition, "roleArn": "arn:aws:iam::123456789012:role/bench"}),
+    )
+    .await?;
+    Ok(())
+}
