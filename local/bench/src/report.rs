@@ -66,13 +66,16 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "Machine: {}. Binaries: {} profile. Whole run: {:.0} s.\n",
+            "Machine: {}. Binaries: {} profile{}. Whole run: {:.0} s.\n",
             machine(),
             if cfg!(debug_assertions) {
                 "dev"
             } else {
                 "release"
             },
+            std::env::var("BENCH_BUILD_NOTE")
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
             self.total_seconds
         );
         let _ = writeln!(md, "## Targets\n");
@@ -216,7 +219,7 @@ pub async fn cost(o: &Options, r: &mut Report) -> Result<(), String> {
     if usd > 0.35 {
         let _ = writeln!(
             md,
-            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets, of which ${transitions_only:.3} are state transitions alone ({} × $0.025 per 1,000). At Standard workflow prices the whole $0.35 buys 14 transitions, so the target leaves no room for Lambda, DynamoDB and API once the path has 14 states; it cannot be met by making our code faster, only by entering fewer states. Express workflows are 30–50× cheaper per step but cannot wait days for a customer (5-minute limit). What would bring it under is fewer states on the path, for example `accept` sending the acknowledgement itself (no `Acknowledge`: −1 transition) and the survey step requesting the low-score follow-up itself (no `CheckScore` and `Done`: −2); that is a workflow change for its owners to weigh, not a speed-up. The remaining cost after transitions is DynamoDB writes (the transactional saves: 6 WRU per step), then Lambda duration.\n",
+            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets, of which ${transitions_only:.3} are state transitions alone ({} × $0.025 per 1,000). At Standard workflow prices the whole $0.35 buys 14 transitions, so the target leaves no room for Lambda, DynamoDB and API once the path has 14 states; it cannot be met by making our code faster, only by entering fewer states. Express workflows bill by request and duration instead of transitions, but run at most 5 minutes and cannot wait days for a customer. What would bring it under is fewer states on the path, for example `accept` sending the acknowledgement itself (no `Acknowledge`: −1 transition) and the survey step requesting the low-score follow-up itself (no `CheckScore` and `Done`: −2); that is a workflow change for its owners to weigh, not a speed-up. The remaining cost after transitions is DynamoDB writes (the transactional saves: 6 WRU per step), then Lambda duration.\n",
             common.transitions
         );
     }
@@ -237,7 +240,7 @@ pub async fn interpreter(o: &Options, r: &mut Report) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "The common refund path (14 states entered, stub tasks as in the cost section) run to completion, one execution after another on one thread; executions per second over {ours_runs} runs (ours) and {node_runs} runs ({}), each after a warm-up. Ours: the `asl` crate in this release build, virtual clock (the 24 h `WaitBeforeSurvey` and the deadlines pass instantly), full history kept. aws-local-stepfunctions: Node {}, `taskResourceLocalHandlers` returning the same stub results (`{{\"Payload\": ...}}` for Lambda invokes), `waitTimeOverrides` 0 for the Wait state; its definition differs in one respect: each `TimeoutSecondsPath` is replaced by its value as `TimeoutSeconds`, because aws-local-stepfunctions 3.0.0 evaluates that path against the `Parameters` output instead of the state input (as Step Functions does) and fails. Node 20 lacks `Promise.withResolvers`, which the package uses; the script defines it (local/bench/js/bench.mjs).\n",
+        "The common refund path (14 states entered, stub tasks as in the cost section) run to completion, one execution after another on one thread; executions per second over {ours_runs} runs (ours) and {node_runs} runs ({}), each after a warm-up. Ours: the `asl` crate as built into the driver (profile above), virtual clock (the 24 h `WaitBeforeSurvey` and the deadlines pass instantly), full history kept. aws-local-stepfunctions: Node {}, `taskResourceLocalHandlers` returning the same stub results (`{{\"Payload\": ...}}` for Lambda invokes), `waitTimeOverrides` 0 for the Wait state; its definition differs in one respect: each `TimeoutSecondsPath` is replaced by its value as `TimeoutSeconds`, because aws-local-stepfunctions 3.0.0 evaluates that path against the `Parameters` output instead of the state input (as Step Functions does) and fails. Node 20 lacks `Promise.withResolvers`, which the package uses; the script defines it (local/bench/js/bench.mjs).\n",
         interp::NODE_PACKAGE,
         node_version()
     );
