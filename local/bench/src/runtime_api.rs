@@ -477,7 +477,7 @@ pub async fn memory(o: &Options, r: &mut Report) -> Result<(), String> {
         ],
     )?;
     let mut tickets: Vec<String> = Vec::new();
-    for name in names {
+    for name in names.iter().copied() {
         let env = environment(name, "", &endpoint);
         let events: Vec<Value> = (0..invocations)
             .map(|i| event(name, i, tickets.get(i).map(String::as_str)))
