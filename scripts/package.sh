@@ -5,8 +5,12 @@
 #
 # Runs `sam build` (infra/template.yaml, settings in samconfig.toml), which runs Cargo Lambda
 # (`cargo lambda build --release --arm64 --bin <function>`) from the workspace root; Cargo Lambda
-# cross-compiles and links with Zig, so no Docker and no arm64 machine are needed. Then zips each
+# cross-compiles and links with Zig, so no Docker and no arm64 machine are needed. Before it, one
+# `cargo lambda build` of all seven binaries does the real work in parallel, so SAM's seven
+# per-function builds only find them up to date (see step 1 below). Then zips each
 # `.aws-sam/build/<Function>/bootstrap` into `.aws-sam/zips/<Function>.zip` and prints its size.
+# Release profile: the workspace Cargo.toml's [profile.release] (fat LTO, one codegen unit,
+# stripped, panic=unwind); target CPU Neoverse N1 (.cargo/config.toml).
 # `sam deploy` afterwards uploads the built template's functions (docs/deploy.md).
 #
 # Installs, pinned and idempotently: the SAM CLI (scripts/tools/cfn-lint.sh), Cargo Lambda and Zig
@@ -42,33 +46,58 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     rustup target add aarch64-unknown-linux-gnu
 fi
 
-# cargo-lambda and zig (via the venv's python -m ziglang) on PATH; SAM copies the binaries from
-# <workspace>/target/lambda, so the default target directory must be used.
+# cargo-lambda and zig (via the venv's python -m ziglang) on PATH. SAM builds every function into
+# the workspace's one target directory (CARGO_TARGET_DIR if set, else <workspace>/target) and
+# copies each bootstrap from its target/lambda/<binary>/.
 export PATH="$venv/bin:$PATH"
-unset CARGO_TARGET_DIR
 export SAM_CLI_TELEMETRY=0
 
+# The binaries the template builds (`BuildProperties: { Binary: <name> }`), in template order.
+mapfile -t binaries < <(sed -n 's/^ *BuildProperties: *{ *Binary: *\([A-Za-z0-9_-]*\) *}.*/\1/p' infra/template.yaml)
+if [ "${#binaries[@]}" -eq 0 ]; then
+    echo "no 'BuildProperties: { Binary: ... }' in infra/template.yaml" >&2
+    exit 1
+fi
+bin_args=()
+for binary in "${binaries[@]}"; do bin_args+=(--bin "$binary"); done
+
+# 1. All the functions in ONE Cargo Lambda invocation, exactly as SAM's builder invokes it per
+#    function (`cargo lambda build --release --arm64 --bin <name>`, same target directory, same
+#    features: every function's dependency set is the same), so that cargo compiles the
+#    dependencies once and runs the seven fat-LTO links side by side on all cores instead of one
+#    after the other.
 started=$(date +%s)
+cargo lambda build --release --arm64 --locked "${bin_args[@]}"
+compiled=$(date +%s)
+
+# 2. `sam build`: each function's own `cargo lambda build` finds its binary up to date and SAM
+#    copies it to .aws-sam/build/<Function>/bootstrap and writes the built template.
 sam build --beta-features --template-file infra/template.yaml
 built=$(date +%s)
 
 mkdir -p .aws-sam/zips
-"$venv/bin/python" - <<'PY'
-import pathlib, zipfile
+"$venv/bin/python" - "${#binaries[@]}" <<'PY'
+import pathlib, sys, zipfile
+expected = int(sys.argv[1])
 build = pathlib.Path(".aws-sam/build")
 out = pathlib.Path(".aws-sam/zips")
 functions = sorted(p.parent for p in build.glob("*/bootstrap"))
-if not functions:
-    raise SystemExit("no .aws-sam/build/<Function>/bootstrap was built")
-print(f"{'function':<24}{'bootstrap':>12}{'zip':>12}")
+if len(functions) != expected:
+    raise SystemExit(f"expected {expected} .aws-sam/build/<Function>/bootstrap, found {len(functions)}")
+print(f"{'function':<24}{'bootstrap bytes':>16}{'zip bytes':>12}{'zip MB':>8}")
+total = 0
 for function in functions:
     bootstrap = function / "bootstrap"
     target = out / f"{function.name}.zip"
+    # What `sam deploy` uploads: the bootstrap alone, executable, deflated.
     info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = 0o100755 << 16  # a regular, executable file
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(target, "w") as archive:
         archive.writestr(info, bootstrap.read_bytes(), compresslevel=9)
-    print(f"{function.name:<24}{bootstrap.stat().st_size / 1048576:>10.1f}MB{target.stat().st_size / 1048576:>10.1f}MB")
+    size = target.stat().st_size
+    total += size
+    print(f"{function.name:<24}{bootstrap.stat().st_size:>16}{size:>12}{size / 1e6:>8.2f}")
+print(f"{'total':<24}{'':>16}{total:>12}{total / 1e6:>8.2f}")
 PY
-echo "sam build took $((built - started)) s; zips in .aws-sam/zips/"
+echo "cargo lambda build: $((compiled - started)) s; sam build: $((built - compiled)) s; zips in .aws-sam/zips/"
