@@ -89,6 +89,19 @@ impl Report {
             };
             let _ = writeln!(md, "| {} | {} | {} | {met} |", t.what, t.target, t.measured);
         }
+        let not_run: Vec<String> = (1..=5u8)
+            .filter(|n| {
+                !self.sections.contains_key(n) && !self.failures.iter().any(|(f, _)| f == n)
+            })
+            .map(|n| n.to_string())
+            .collect();
+        if !not_run.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nParts not run in this generation (`--parts`): {}. Run `scripts/bench.sh` for all of them.",
+                not_run.join(", ")
+            );
+        }
         if !self.failures.is_empty() {
             let _ = writeln!(md, "\nParts that failed in this run:\n");
             for (part, e) in &self.failures {
