@@ -3,6 +3,7 @@
 //! embedded store (redb) standing in for DynamoDB, SQS and the notification channels.
 
 pub mod data_dir;
+pub mod demo;
 pub mod http;
 pub mod inspect;
 pub mod runner;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use aftersales_local::serve::{self, Options};
 use aftersales_local::store::Reader;
-use aftersales_local::{data_dir, inspect};
+use aftersales_local::{demo, inspect};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,6 +42,10 @@ enum Command {
     Demo {
         #[arg(long, default_value = "./.aftersales-demo")]
         data_dir: PathBuf,
+        /// Make workflow waits N times faster (waits for people stay minutes long).
+        #[arg(long, default_value_t = demo::DEFAULT_TIME_SCALE,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        time_scale: u32,
     },
     /// Workflow runs, as the Step Functions console shows them.
     Runs {
@@ -144,14 +148,14 @@ fn run(command: Command) -> Result<String, String> {
             }))?;
             Ok(String::new())
         }
-        Command::Demo { data_dir } => {
-            data_dir::prepare(&data_dir)?;
-            Err(format!(
-                "demo needs the bundled sample requests and the workflow {}, which are not in \
-                 this build yet",
-                serve::default_workflow().display()
-            ))
-        }
+        Command::Demo {
+            data_dir,
+            time_scale,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?
+            .block_on(demo::run(data_dir, time_scale)),
         Command::Runs {
             command: RunsCommand::List { data_dir },
         } => inspect::runs_list(&read(&data_dir)?),

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aftersales_domain::{Department, Policy, TicketId};
@@ -16,6 +17,8 @@ use aftersales_service::adapters::notify::{
 };
 use aftersales_service::adapters::payment::InMemoryPaymentGateway;
 use aftersales_service::adapters::workflow::{StartOutcome, WorkflowClient, WorkflowError};
+use aftersales_service::clock::SystemClock;
+use aftersales_service::handlers::steps::notify::SurveyLink;
 use aftersales_service::handlers::steps::{
     self, StepError, diagnose, execute_refund, notify, propose, survey,
 };
@@ -273,6 +276,23 @@ pub struct Runner {
     /// When each sleeping execution wakes (engine time).
     wakeups: Mutex<HashMap<String, Timestamp>>,
     timer: tokio::sync::Notify,
+    /// Set by [`Runner::stop`]: nothing new is driven; parked runs stay in the store.
+    stopping: AtomicBool,
+    /// Drives in flight, and a wake-up when the last one ends.
+    active: AtomicUsize,
+    idle: tokio::sync::Notify,
+    /// Woken whenever a run's tokens and wake-up are noted after an advance.
+    noted: tokio::sync::Notify,
+}
+
+/// How long an answer waits for the advance that is about to park on its token.
+const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the notify step needs beyond the store: the return address and the survey page.
+#[derive(Clone, Default)]
+pub struct NotifySettings {
+    pub return_address: Option<String>,
+    pub survey_link: Option<SurveyLink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -307,9 +327,12 @@ impl Runner {
         machine: Result<StateMachine, String>,
         policy: Arc<Policy>,
         scale: u32,
+        notify_settings: NotifySettings,
     ) -> Arc<Runner> {
         let clock = Arc::new(ScaledClock::new(scale));
-        let service_clock: Arc<dyn aftersales_service::clock::Clock> = clock.clone();
+        // The steps keep the wall clock, as `accept` and `respond` do: tickets, their timelines,
+        // return windows and answers all share one time. Only the engine's waits run faster.
+        let service_clock: Arc<dyn aftersales_service::clock::Clock> = Arc::new(SystemClock);
         let tickets: Arc<dyn aftersales_service::store::TicketStore> = Arc::new(store.clone());
         let steps = Steps {
             diagnose: diagnose::DiagnoseDeps {
@@ -333,8 +356,8 @@ impl Runner {
                 channels: FanOut::new(vec![Arc::new(LocalOutbox(store.clone()))]),
                 policy: policy.clone(),
                 clock: service_clock.clone(),
-                return_address: None,
-                survey_link: None,
+                return_address: notify_settings.return_address,
+                survey_link: notify_settings.survey_link,
             },
             survey: survey::SurveyDeps {
                 store: tickets,
@@ -357,7 +380,28 @@ impl Runner {
             tokens: Mutex::default(),
             wakeups: Mutex::default(),
             timer: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            noted: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Stops driving runs: no new advance starts, and this returns once the advances in flight
+    /// have stored their runs (or after `grace`). Parked runs resume at the next start.
+    pub async fn stop(&self, grace: std::time::Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.timer.notify_one();
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let idle = self.idle.notified();
+            if self.active.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.active.load(Ordering::SeqCst) == 0;
+            }
+        }
     }
 
     fn lock_for(&self, ticket: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -403,13 +447,40 @@ impl Runner {
             }
         }
         self.timer.notify_one();
+        self.noted.notify_waiters();
+    }
+
+    /// The ticket whose run waits on `token`. A waiting step hands its token to people (the
+    /// ticket's `waiting`) before the advance that runs it has stored the run, so an answer can
+    /// arrive first: it then waits for the advances in flight to store their runs.
+    async fn ticket_waiting_on(&self, token: &str) -> Result<String, WorkflowError> {
+        let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
+        loop {
+            let noted = self.noted.notified();
+            if let Some(ticket) = lock(&self.tokens).get(token).cloned() {
+                return Ok(ticket);
+            }
+            if self.active.load(Ordering::SeqCst) == 0 {
+                return Err(WorkflowError::TaskDoesNotExist);
+            }
+            if tokio::time::timeout_at(deadline, noted).await.is_err() {
+                return Err(WorkflowError::TaskDoesNotExist);
+            }
+        }
     }
 
     fn spawn_drive(self: &Arc<Self>, ticket: String) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        self.active.fetch_add(1, Ordering::SeqCst);
         let runner = Arc::clone(self);
         tokio::spawn(async move {
             if let Err(error) = runner.drive(&ticket).await {
                 tracing::error!(ticket_id = %ticket, %error, "local run not advanced");
+            }
+            if runner.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+                runner.idle.notify_waiters();
             }
         });
     }
@@ -439,6 +510,9 @@ impl Runner {
 
     async fn timer_loop(self: Arc<Self>) {
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
             let next = lock(&self.wakeups).values().min().copied();
             let wait = next.map(|at| self.clock.real_wait(at));
             match wait {
@@ -478,10 +552,7 @@ impl Runner {
         token: &str,
         change: impl FnOnce(&mut Execution) -> Result<(), ApiError>,
     ) -> Result<(), WorkflowError> {
-        let ticket = lock(&self.tokens)
-            .get(token)
-            .cloned()
-            .ok_or(WorkflowError::TaskDoesNotExist)?;
+        let ticket = self.ticket_waiting_on(token).await?;
         {
             let guard = self.lock_for(&ticket);
             let _held = guard.lock().await;

@@ -5,7 +5,6 @@
 //! it changes anything and committed with fsync, so an answer given is never lost, even to
 //! `kill -9`. Semantics match `MemoryStore`, the reference implementation.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use aftersales_domain::history::History;
 use aftersales_domain::lifecycle::AuditEvent;
 use aftersales_domain::ticket::Ticket;
 use aftersales_domain::{CustomerId, Money, OrderId, RequestId, ServiceRequest, TicketId};
+use aftersales_service::store::checks;
 use aftersales_service::store::{
     Created, LedgerEntry, MemoryStore, RefundIntent, RefundLedger, Reservation, StoreError,
     StoredReceipt, TicketStore, TicketSummary,
@@ -30,9 +30,6 @@ use aftersales_service::store::{
 
 /// The store file inside the data directory.
 pub const FILE_NAME: &str = "store.redb";
-
-/// One DynamoDB transaction holds at most 100 writes; the local store refuses what the cloud would.
-const MAX_AUDIT_EVENTS_PER_SAVE: usize = 99;
 
 const TICKETS: TableDefinition<&str, &str> = TableDefinition::new("tickets");
 const REQUESTS: TableDefinition<&str, &str> = TableDefinition::new("requests");
@@ -457,65 +454,6 @@ fn intent_of(entry: &LedgerEntry) -> &RefundIntent {
     }
 }
 
-fn save_request(
-    ticket: &Ticket,
-    expected_version: u64,
-    audit: &[AuditEvent],
-) -> Result<(), StoreError> {
-    if expected_version.checked_add(1) != Some(ticket.version) {
-        return Err(StoreError::Corrupt(format!(
-            "ticket {} carries version {} but the save expects {expected_version}",
-            ticket.id, ticket.version
-        )));
-    }
-    if audit.len() > MAX_AUDIT_EVENTS_PER_SAVE {
-        return Err(StoreError::Corrupt(format!(
-            "ticket {}: {} audit events in one save, at most {MAX_AUDIT_EVENTS_PER_SAVE}",
-            ticket.id,
-            audit.len()
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    if let Some(twice) = audit.iter().find(|e| !seen.insert(e.seq)) {
-        return Err(StoreError::Corrupt(format!(
-            "ticket {}: audit seq {} appears twice in one save",
-            ticket.id, twice.seq
-        )));
-    }
-    Ok(())
-}
-
-fn check_reservation(intent: &RefundIntent, paid: Money) -> Result<(), StoreError> {
-    if intent.idempotency_key.is_empty() {
-        return Err(StoreError::Corrupt(
-            "empty refund idempotency key".to_owned(),
-        ));
-    }
-    if intent.amount.currency != paid.currency {
-        return Err(StoreError::Corrupt(format!(
-            "refund {} is in {} but the order was paid in {}",
-            intent.idempotency_key, intent.amount.currency, paid.currency
-        )));
-    }
-    if intent.amount.minor <= 0 || paid.minor < 0 {
-        return Err(StoreError::Corrupt(format!(
-            "refund {}: amount must be positive and paid not negative",
-            intent.idempotency_key
-        )));
-    }
-    Ok(())
-}
-
-fn cap_exceeded(requested: Money, paid: Money, committed: Money) -> StoreError {
-    StoreError::CapExceeded {
-        requested,
-        available: Money::new(
-            paid.minor.saturating_sub(committed.minor).max(0),
-            paid.currency,
-        ),
-    }
-}
-
 #[async_trait]
 impl TicketStore for LocalStore {
     async fn create(&self, ticket: &Ticket, first: &AuditEvent) -> Result<Created, StoreError> {
@@ -583,7 +521,7 @@ impl TicketStore for LocalStore {
         expected_version: u64,
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        save_request(ticket, expected_version, audit)?;
+        checks::save_request(ticket, expected_version, audit)?;
         let ticket = ticket.clone();
         let audit = audit.to_vec();
         self.write(move |tx| {
@@ -718,7 +656,7 @@ impl TicketStore for LocalStore {
 #[async_trait]
 impl RefundLedger for LocalStore {
     async fn reserve(&self, intent: &RefundIntent, paid: Money) -> Result<Reservation, StoreError> {
-        check_reservation(intent, paid)?;
+        checks::reservation(intent, paid)?;
         let intent = intent.clone();
         self.write(move |tx| {
             let mut refunds = tx.open_table(REFUNDS).map_err(storage)?;
@@ -744,17 +682,12 @@ impl RefundLedger for LocalStore {
                 .map(|v| from_text(v.value()))
                 .transpose()?
                 .unwrap_or(Money::zero(paid.currency));
-            if committed.currency != intent.amount.currency {
-                return Err(StoreError::Corrupt(format!(
-                    "refund {key} is in {} but the order's ledger is in {}",
-                    intent.amount.currency, committed.currency
-                )));
-            }
+            checks::ledger_currency(key, committed, intent.amount)?;
             let after = committed
                 .checked_add(intent.amount)
-                .map_err(|_| cap_exceeded(intent.amount, paid, committed))?;
+                .map_err(|_| checks::cap_exceeded(intent.amount, paid, committed))?;
             if after.minor > paid.minor {
-                return Err(cap_exceeded(intent.amount, paid, committed));
+                return Err(checks::cap_exceeded(intent.amount, paid, committed));
             }
             committed_table
                 .insert(intent.order_id.as_str(), to_text(&after)?.as_str())
@@ -792,26 +725,17 @@ impl RefundLedger for LocalStore {
                             receipt: stored, ..
                         },
                 }) => {
-                    return if stored.provider_refund_id == receipt.provider_refund_id
-                        && stored.amount == receipt.amount
-                    {
+                    return if checks::same_receipt(&stored, &receipt) {
                         Ok(())
                     } else {
-                        Err(StoreError::Conflict(format!(
-                            "refund {key} was completed with another receipt"
-                        )))
+                        Err(checks::completed_differently(&key))
                     };
                 }
                 Some(Slot::Released) | None => {
                     return Err(StoreError::NotFound(format!("refund reservation {key}")));
                 }
             };
-            if receipt.amount != intent.amount {
-                return Err(StoreError::Conflict(format!(
-                    "receipt for refund {key} is for {}, the reservation for {}",
-                    receipt.amount, intent.amount
-                )));
-            }
+            checks::receipt_fits(&intent, &receipt)?;
             let slot = Slot::Live {
                 entry: LedgerEntry::Completed { intent, receipt },
             };

@@ -365,3 +365,166 @@ fn recent_body(request_id: &str) -> Vec<u8> {
     request["order"]["delivered_at"] = json!(days_ago(2));
     serde_json::to_vec(&request).unwrap()
 }
+
+/// The default policy with the survey sent one minute after the resolution, so that with
+/// `--time-scale 60` a run reaches its survey in a second while people have 48 minutes or more.
+fn quick_survey_policy(dir: &Path) -> String {
+    let text = aftersales_domain::policy::DEFAULT_POLICY_TOML.replace(
+        "delay_after_resolution = \"24h\"",
+        "delay_after_resolution = \"1m\"",
+    );
+    assert!(text.contains("delay_after_resolution = \"1m\""));
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Polls the ticket until `done` holds (30 s at most).
+async fn ticket_until(
+    client: &reqwest::Client,
+    url: &str,
+    ticket: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut shown = Value::Null;
+    for _ in 0..600 {
+        shown = get(client, &format!("{url}/v1/tickets/{ticket}")).await.1;
+        if done(&shown) {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the ticket never got there: {shown}");
+}
+
+#[tokio::test]
+async fn runs_waiting_for_people_survive_kill_9_and_finish_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = quick_survey_policy(dir.path());
+    let flags = ["--time-scale", "60", "--policy", policy.as_str()];
+    let mut server = start(dir.path(), &flags).await;
+    let client = reqwest::Client::new();
+    let mut tickets = Vec::new();
+    for n in 0..3 {
+        let (status, accepted) = post(
+            &client,
+            &format!("{}/v1/requests", server.url),
+            recent_body(&format!("evt_restart_{n}")),
+        )
+        .await;
+        assert_eq!(status, 202, "{accepted}");
+        tickets.push(accepted["ticket_id"].as_str().unwrap().to_owned());
+    }
+    for ticket in &tickets {
+        ticket_until(&client, &server.url, ticket, |t| {
+            t["waiting_for"] == "decision"
+        })
+        .await;
+    }
+
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    let server = start(dir.path(), &flags).await;
+
+    for ticket in &tickets {
+        let shown = ticket_until(&client, &server.url, ticket, |t| {
+            t["waiting_for"] == "decision"
+        })
+        .await;
+        let option = shown["proposal"]["options"][0]["id"].as_str().unwrap();
+        let responses = format!("{}/v1/tickets/{ticket}/responses", server.url);
+        let decision = json!({"kind": "decision", "option_id": option});
+        let (status, answer) =
+            post(&client, &responses, serde_json::to_vec(&decision).unwrap()).await;
+        assert_eq!(status, 202, "{answer}");
+        loop {
+            let shown = ticket_until(&client, &server.url, ticket, |t| {
+                t["waiting_for"] == "return_parcel"
+                    || t["waiting_for"] == "survey"
+                    || t["status"] == "closed"
+            })
+            .await;
+            let answer = match shown["waiting_for"].as_str() {
+                Some("return_parcel") => json!({"kind": "return_received", "lines": [
+                    {"line_id": "L1", "quantity": 1, "disposition": "restock"}]}),
+                Some("survey") => json!({"kind": "survey", "score": 5}),
+                _ => break,
+            };
+            let (status, body) =
+                post(&client, &responses, serde_json::to_vec(&answer).unwrap()).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    }
+    for ticket in &tickets {
+        let mut shown = String::new();
+        for _ in 0..200 {
+            shown = runs(dir.path(), &["runs", "show", ticket]).await;
+            if shown.contains("status:     SUCCEEDED") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(shown.contains("status:     SUCCEEDED"), "{shown}");
+        for state in [
+            "AwaitCustomerDecision",
+            "WaitBeforeSurvey",
+            "Survey",
+            "SendFeedback",
+        ] {
+            assert!(shown.contains(state), "{state} in {shown}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_closes_the_store_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let (status, accepted) = post(
+        &client,
+        &format!("{}/v1/requests", server.url),
+        recent_body("evt_sigterm"),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
+    ticket_until(&client, &server.url, &ticket, |t| {
+        t["waiting_for"] == "decision"
+    })
+    .await;
+
+    let pid = server.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .expect("serve stops within 20 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(server.child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    assert!(stderr.contains("stopped; the store is closed"), "{stderr}");
+    let refused = client
+        .get(format!("{}/v1/tickets/{ticket}", server.url))
+        .send()
+        .await;
+    assert!(refused.is_err(), "nothing listens any more");
+
+    // Closed cleanly: a read-only handle opens it without the repair an unclean stop needs.
+    redb::Database::builder()
+        .open_read_only(dir.path().join(aftersales_local::store::FILE_NAME))
+        .expect("the store was closed cleanly");
+    let server = start(dir.path(), &[]).await;
+    let shown = ticket_until(&client, &server.url, &ticket, |t| {
+        t["waiting_for"] == "decision"
+    })
+    .await;
+    assert_eq!(shown["status"], "proposed");
+}

@@ -1,19 +1,17 @@
-//! The durable store keeps the store contract (`functions/service/tests/store_contract.rs`):
-//! its key behaviours here, and a differential test against `MemoryStore`, the reference.
+//! The durable store keeps the store contract: every behaviour of
+//! `aftersales_service::testing::store_contract` (module `contract`, a fresh store file per
+//! test), plus durability across reopening, a differential test against `MemoryStore` (the
+//! reference) and a clear refusal of a file that is not a store.
 
 use std::sync::Arc;
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent};
 use aftersales_domain::ticket::Ticket;
 use aftersales_domain::{
-    CustomerId, LineId, Money, OrderId, ProblemKind, RequestId, Responsibility, ServiceRequest,
-    TicketId,
+    CustomerId, LineId, Money, OrderId, ProblemKind, Responsibility, ServiceRequest, TicketId,
 };
 use aftersales_local::store::{LocalStore, OpenError};
-use aftersales_service::store::{
-    Created, LedgerEntry, MemoryStore, RefundIntent, RefundLedger, Reservation, StoreError,
-    StoredReceipt, TicketStore,
-};
+use aftersales_service::store::{MemoryStore, RefundIntent, RefundLedger, TicketStore};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -84,194 +82,13 @@ fn open(dir: &tempfile::TempDir) -> Arc<LocalStore> {
     Arc::new(LocalStore::open(dir.path()).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_creates_for_one_request_id_make_exactly_one_ticket() {
+/// A store in a new temporary directory, kept as long as the store.
+fn fresh_store() -> (Arc<LocalStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let attempts: Vec<_> = (0..50u128)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                let (ticket, first) = ticket(1000 + n, "evt-storm", "C-1", "O-1");
-                (
-                    ticket.id.clone(),
-                    store.create(&ticket, &first).await.unwrap(),
-                )
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    let mut existing = Vec::new();
-    for attempt in attempts {
-        match attempt.await.unwrap() {
-            (id, Created::New) => winners.push(id),
-            (_, Created::Existing(ticket)) => existing.push(ticket.id),
-        }
-    }
-    assert_eq!(winners.len(), 1);
-    assert!(existing.iter().all(|id| *id == winners[0]));
-    let found = store
-        .find_by_request(&RequestId::new("evt-storm").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(found.id, winners[0]);
-    assert_eq!(store.audit_trail(&found.id).await.unwrap().len(), 1);
+    (open(&dir), dir)
 }
 
-#[tokio::test]
-async fn save_with_a_stale_version_conflicts_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let (mut first_copy, first) = ticket(1, "evt-1", "C-1", "O-1");
-    store.create(&first_copy, &first).await.unwrap();
-    let mut second_copy = first_copy.clone();
-    let entry = diagnose(&mut first_copy);
-    store.save(&first_copy, 1, &[entry]).await.unwrap();
-
-    let stale = diagnose(&mut second_copy);
-    let refused = store.save(&second_copy, 1, &[stale]).await;
-
-    assert!(
-        matches!(refused, Err(StoreError::Conflict(_))),
-        "{refused:?}"
-    );
-    assert_eq!(
-        store.get(&first_copy.id).await.unwrap().unwrap(),
-        first_copy
-    );
-    assert_eq!(store.audit_trail(&first_copy.id).await.unwrap().len(), 2);
-}
-
-#[tokio::test]
-async fn a_reused_audit_seq_conflicts_and_nothing_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let (mut t, first) = ticket(1, "evt-1", "C-1", "O-1");
-    store.create(&t, &first).await.unwrap();
-    let before = t.clone();
-    diagnose(&mut t);
-    let refused = store.save(&t, 1, std::slice::from_ref(&first)).await;
-    assert!(
-        matches!(refused, Err(StoreError::Conflict(_))),
-        "{refused:?}"
-    );
-    assert_eq!(store.get(&t.id).await.unwrap().unwrap(), before);
-}
-
-#[tokio::test]
-async fn save_of_an_unknown_ticket_is_not_found_and_a_bad_version_step_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let (mut t, first) = ticket(1, "evt-1", "C-1", "O-1");
-    let entry = diagnose(&mut t);
-    assert!(matches!(
-        store.save(&t, 1, std::slice::from_ref(&entry)).await,
-        Err(StoreError::NotFound(_))
-    ));
-    let (fresh, first_again) = (t.clone(), first.clone());
-    store
-        .create(&ticket(1, "evt-1", "C-1", "O-1").0, &first_again)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.save(&fresh, 0, &[entry]).await,
-        Err(StoreError::Corrupt(_))
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_partial_refunds_never_exceed_what_was_paid() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let attempts: Vec<_> = (0..20)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                store
-                    .reserve(
-                        &intent(&format!("storm-{n}:refund"), "O-STORM", "C-1", 100),
-                        cny(1000),
-                    )
-                    .await
-            })
-        })
-        .collect();
-    let (mut reserved, mut refused) = (0, 0);
-    for attempt in attempts {
-        match attempt.await.unwrap() {
-            Ok(Reservation::Reserved) => reserved += 1,
-            Err(StoreError::CapExceeded { available, .. }) => {
-                assert!(available.minor < 100);
-                refused += 1;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!((reserved, refused), (10, 10));
-    assert_eq!(
-        store
-            .committed(&OrderId::new("O-STORM").unwrap())
-            .await
-            .unwrap(),
-        Some(cny(1000))
-    );
-}
-
-#[tokio::test]
-async fn ledger_reserve_complete_release_follow_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let order = OrderId::new("O-1").unwrap();
-    let a = intent("a:refund", "O-1", "C-1", 600);
-    let receipt = StoredReceipt {
-        provider_refund_id: "re_1".into(),
-        amount: cny(600),
-        at: base(),
-    };
-    assert_eq!(
-        store.reserve(&a, cny(1000)).await.unwrap(),
-        Reservation::Reserved
-    );
-    assert_eq!(
-        store.reserve(&a, cny(1000)).await.unwrap(),
-        Reservation::AlreadyReserved(a.clone())
-    );
-    assert!(matches!(
-        store
-            .reserve(&intent("b:refund", "O-1", "C-1", 500), cny(1000))
-            .await,
-        Err(StoreError::CapExceeded { .. })
-    ));
-    store.complete("a:refund", &receipt).await.unwrap();
-    store.complete("a:refund", &receipt).await.unwrap();
-    assert_eq!(
-        store.reserve(&a, cny(1000)).await.unwrap(),
-        Reservation::AlreadyCompleted(receipt.clone())
-    );
-    assert!(matches!(
-        store.release("a:refund").await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        store.release("zz").await,
-        Err(StoreError::NotFound(_))
-    ));
-
-    let b = intent("b:refund", "O-1", "C-1", 400);
-    store.reserve(&b, cny(1000)).await.unwrap();
-    store.release("b:refund").await.unwrap();
-    assert_eq!(store.entry("b:refund").await.unwrap(), None);
-    assert_eq!(store.committed(&order).await.unwrap(), Some(cny(600)));
-    assert_eq!(
-        store.reserve(&b, cny(1000)).await.unwrap(),
-        Reservation::Reserved
-    );
-    assert!(matches!(
-        store.entry("a:refund").await.unwrap(),
-        Some(LedgerEntry::Completed { .. })
-    ));
-}
+aftersales_service::store_contract!(contract, fresh_store());
 
 #[tokio::test]
 async fn everything_survives_closing_and_reopening_the_store() {

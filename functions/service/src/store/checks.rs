@@ -1,4 +1,5 @@
-//! Requests every store refuses the same way, before anything is read or written.
+//! Requests every store refuses the same way, before anything is read or written: shared by
+//! `MemoryStore`, `DynamoStore` and the local stack's durable store.
 
 use std::collections::BTreeSet;
 
@@ -9,10 +10,10 @@ use aftersales_domain::ticket::Ticket;
 use super::{RefundIntent, StoreError, StoredReceipt};
 
 /// One DynamoDB transaction holds at most 100 writes: the ticket and 99 audit events.
-pub(crate) const MAX_AUDIT_EVENTS_PER_SAVE: usize = 99;
+pub const MAX_AUDIT_EVENTS_PER_SAVE: usize = 99;
 
 /// A save must move the version by exactly one and append distinct audit sequence numbers.
-pub(crate) fn save_request(
+pub fn save_request(
     ticket: &Ticket,
     expected_version: u64,
     audit: &[AuditEvent],
@@ -43,7 +44,7 @@ pub(crate) fn save_request(
 }
 
 /// A reservation is a positive amount in the currency that was paid, under a non-empty key.
-pub(crate) fn reservation(intent: &RefundIntent, paid: Money) -> Result<(), StoreError> {
+pub fn reservation(intent: &RefundIntent, paid: Money) -> Result<(), StoreError> {
     if intent.idempotency_key.is_empty() {
         return Err(StoreError::Corrupt(
             "empty refund idempotency key".to_owned(),
@@ -65,11 +66,7 @@ pub(crate) fn reservation(intent: &RefundIntent, paid: Money) -> Result<(), Stor
 }
 
 /// The ledger already holds refunds for the order in another currency.
-pub(crate) fn ledger_currency(
-    key: &str,
-    committed: Money,
-    requested: Money,
-) -> Result<(), StoreError> {
+pub fn ledger_currency(key: &str, committed: Money, requested: Money) -> Result<(), StoreError> {
     if committed.currency == requested.currency {
         Ok(())
     } else {
@@ -81,14 +78,14 @@ pub(crate) fn ledger_currency(
 }
 
 /// What is left to refund: never negative.
-pub(crate) fn available(paid: Money, committed: Money) -> Money {
+pub fn available(paid: Money, committed: Money) -> Money {
     Money::new(
         paid.minor.saturating_sub(committed.minor).max(0),
         paid.currency,
     )
 }
 
-pub(crate) fn cap_exceeded(requested: Money, paid: Money, committed: Money) -> StoreError {
+pub fn cap_exceeded(requested: Money, paid: Money, committed: Money) -> StoreError {
     StoreError::CapExceeded {
         requested,
         available: available(paid, committed),
@@ -96,10 +93,7 @@ pub(crate) fn cap_exceeded(requested: Money, paid: Money, committed: Money) -> S
 }
 
 /// The gateway's receipt must be for exactly the reserved amount, or the ledger's sum drifts.
-pub(crate) fn receipt_fits(
-    intent: &RefundIntent,
-    receipt: &StoredReceipt,
-) -> Result<(), StoreError> {
+pub fn receipt_fits(intent: &RefundIntent, receipt: &StoredReceipt) -> Result<(), StoreError> {
     if receipt.amount == intent.amount {
         Ok(())
     } else {
@@ -111,10 +105,10 @@ pub(crate) fn receipt_fits(
 }
 
 /// A repeated `complete` is the same receipt when the gateway's id and amount agree.
-pub(crate) fn same_receipt(stored: &StoredReceipt, new: &StoredReceipt) -> bool {
+pub fn same_receipt(stored: &StoredReceipt, new: &StoredReceipt) -> bool {
     stored.provider_refund_id == new.provider_refund_id && stored.amount == new.amount
 }
 
-pub(crate) fn completed_differently(key: &str) -> StoreError {
+pub fn completed_differently(key: &str) -> StoreError {
     StoreError::Conflict(format!("refund {key} was completed with another receipt"))
 }

@@ -5,7 +5,7 @@
 //! against every implementation. Every state change is a conditional write: a second writer
 //! holding a stale `version` gets [`StoreError::Conflict`], never a lost update.
 
-mod checks;
+pub mod checks;
 pub mod dynamo;
 mod history;
 pub mod memory;
