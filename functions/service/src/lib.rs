@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod clock;
 pub mod config;
 pub mod handlers;
+pub mod metrics;
 pub mod runtime;
 pub mod signature;
 pub mod store;

@@ -3,6 +3,7 @@
 //! (`scripts/moto.sh` installs it) for the concurrent-delivery invariant.
 
 mod http_support;
+mod metrics_support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -26,6 +27,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use base64::Engine;
 use http_support::*;
 use jiff::{SignedDuration, Timestamp};
+use metrics_support::captured;
 use serde_json::{Value, json};
 
 const ROUTE: &str = "/v1/requests";
@@ -574,4 +576,49 @@ async fn a_future_submission_time_does_not_stretch_the_first_response_promise() 
         due,
         now().checked_add(SignedDuration::from_hours(4)).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_new_ticket_is_counted_by_channel_and_problem_kind_and_a_repeat_is_not() {
+    let w = world();
+    let request = request_json("evt_metrics");
+
+    let (first, emitted) = captured(handle(signed_post(ROUTE, &request), &w.deps)).await;
+    let (repeat, repeated) = captured(handle(signed_post(ROUTE, &request), &w.deps)).await;
+
+    assert_eq!((status(&first), status(&repeat)), (202, 200));
+    assert_eq!(emitted.names(), ["TicketsReceived"]);
+    assert_eq!(emitted.value("TicketsReceived"), (json!(1), "Count".into()));
+    assert_eq!(
+        emitted.dimension_sets("TicketsReceived"),
+        json!([["Stack"], ["Stack", "Channel"], ["Stack", "ProblemKind"]])
+    );
+    let document = emitted.document_of("TicketsReceived");
+    assert_eq!(document["Channel"], "web");
+    assert_eq!(document["ProblemKind"], "damaged_in_transit");
+    assert_eq!(document["_aws"]["Timestamp"], json!(now().as_millisecond()));
+    let ticket_id = body(&first)["ticket_id"].as_str().unwrap().to_owned();
+    let line = document.to_string();
+    for private in [
+        ticket_id.as_str(),
+        "evt_metrics",
+        "C-1001",
+        "ORD-5521",
+        CUSTOMER_EMAIL,
+    ] {
+        assert!(!line.contains(private), "'{private}' in {line}");
+    }
+    assert!(repeated.is_empty(), "a repeated delivery counts nothing");
+}
+
+#[tokio::test]
+async fn a_refused_request_counts_nothing() {
+    let w = world();
+    let mut request = request_json("evt_metrics_bad");
+    request["channel"] = json!("fax");
+
+    let (response, emitted) = captured(handle(signed_post(ROUTE, &request), &w.deps)).await;
+
+    assert_eq!(status(&response), 400);
+    assert!(emitted.is_empty());
 }

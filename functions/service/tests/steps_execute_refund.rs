@@ -1,6 +1,7 @@
 //! The `execute-refund` step: exactly once per (ticket, step), never more than paid, and what
 //! each gateway answer does to the ledger and the ticket.
 
+mod metrics_support;
 mod steps_support;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use aftersales_service::signature::WebhookSecret;
 use aftersales_service::store::{
     DynamoStore, MemoryStore, RefundLedger, TableNames, TicketStore, create_tables,
 };
+use metrics_support::captured;
 use serde_json::json;
 use steps_support::*;
 use wiremock::matchers::{method, path};
@@ -400,4 +402,75 @@ async fn a_price_adjustment_refunds_the_chosen_amount_once() {
         gateway.keys.lock().unwrap().as_slice(),
         [format!("{id}:price_adjustment")]
     );
+}
+
+#[tokio::test]
+async fn a_refund_is_counted_once_by_step_and_its_amount_by_currency() {
+    let store = Arc::new(MemoryStore::new());
+    let gateway = Arc::new(CountingGateway::default());
+    let id = decided(
+        store.as_ref(),
+        request_from(request_json("evt_metrics_refund")),
+        ResolutionKind::Refund,
+        Some(29900),
+    )
+    .await;
+    let deps = deps(&store, gateway.clone());
+
+    let (first, emitted) = captured(handle(input(&id, RefundStep::Refund), &deps)).await;
+
+    assert!(!first.unwrap().replayed);
+    assert_eq!(emitted.names(), ["RefundsIssued", "RefundedAmount"]);
+    assert_eq!(emitted.value("RefundsIssued"), (json!(1), "Count".into()));
+    assert_eq!(
+        emitted.dimension_sets("RefundsIssued"),
+        json!([["Stack"], ["Stack", "Step"]])
+    );
+    assert_eq!(
+        emitted.value("RefundedAmount"),
+        (json!(29900), "None".into())
+    );
+    assert_eq!(
+        emitted.dimension_sets("RefundedAmount"),
+        json!([["Stack", "Currency"]])
+    );
+    let document = emitted.document_of("RefundedAmount");
+    assert_eq!(
+        (&document["Step"], &document["Currency"]),
+        (&json!("refund"), &json!("CNY"))
+    );
+
+    let (replay, emitted) = captured(handle(input(&id, RefundStep::Refund), &deps)).await;
+    assert!(replay.unwrap().replayed);
+    assert!(emitted.is_empty(), "a replayed refund counts nothing");
+}
+
+#[tokio::test]
+async fn a_retry_after_the_ticket_could_not_record_the_refund_counts_it_once() {
+    let store = Arc::new(RacingStore::new(3));
+    let ledger = Arc::new(MemoryStore::new());
+    let gateway = Arc::new(CountingGateway::default());
+    let id = decided(
+        &store.inner,
+        request_from(request_json("evt_metrics_retry")),
+        ResolutionKind::Refund,
+        Some(29900),
+    )
+    .await;
+    let deps = ExecuteRefundDeps {
+        store: store.clone(),
+        ledger,
+        gateway: gateway.clone(),
+        clock: clock(),
+    };
+
+    let (first, counted) = captured(handle(input(&id, RefundStep::Refund), &deps)).await;
+    let (retry, recounted) = captured(handle(input(&id, RefundStep::Refund), &deps)).await;
+
+    assert_eq!(first.unwrap_err().name(), "Conflict");
+    assert!(retry.unwrap().replayed);
+    assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(counted.names(), ["RefundsIssued", "RefundedAmount"]);
+    assert!(recounted.is_empty());
+    assert_eq!(load(&store.inner, &id).await.refunds.len(), 1);
 }

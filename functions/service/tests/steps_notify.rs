@@ -1,6 +1,7 @@
 //! The `notify` step: each milestone's ticket event, the task token stored before sending,
 //! the customer's language, and retries that send nothing twice.
 
+mod metrics_support;
 mod steps_support;
 
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use aftersales_service::handlers::steps::notify::{
 use aftersales_service::handlers::steps::propose::{self, ProposeDeps, ProposeInput};
 use aftersales_service::store::MemoryStore;
 use async_trait::async_trait;
+use metrics_support::captured;
 use serde_json::json;
 use steps_support::*;
 
@@ -598,4 +600,119 @@ async fn a_ticket_sent_to_a_person_from_in_progress_is_escalated_first() {
         names[names.len() - 2..],
         ["escalated_to_agent", "notification_sent"]
     );
+}
+
+/// What each milestone counts when its invocation is the first (`docs/metrics.md`).
+fn counted(milestone: NotifyMilestone) -> Vec<&'static str> {
+    use NotifyMilestone as M;
+    match milestone {
+        M::EvidenceRequested | M::UnderReview | M::Proposal => vec!["TimeToFirstResponse"],
+        M::Rejected => vec!["TimeToFirstResponse", "TicketsClosed"],
+        M::Resolved => vec!["TimeToResolution", "TicketsClosed", "TicketsResolved"],
+        M::ClosedUnanswered => vec!["TicketsClosed"],
+        _ => vec![],
+    }
+}
+
+#[tokio::test]
+async fn each_milestone_counts_its_business_metrics_once_and_a_rerun_counts_nothing() {
+    for milestone in NotifyMilestone::ALL {
+        let store = Arc::new(MemoryStore::new());
+        let (id, wait, _) = given(&store, milestone).await;
+        let deps = deps(&store, Arc::new(OutboxChannel::new()));
+
+        let (out, emitted) = captured(handle(input(&id, milestone, wait), &deps)).await;
+        out.unwrap_or_else(|e| panic!("{milestone}: {e}"));
+        assert_eq!(emitted.names(), counted(milestone), "{milestone}");
+
+        let (again, emitted) = captured(handle(input(&id, milestone, wait), &deps)).await;
+        again.unwrap_or_else(|e| panic!("{milestone} again: {e}"));
+        assert!(emitted.is_empty(), "{milestone}: {:?}", emitted.names());
+    }
+}
+
+#[tokio::test]
+async fn the_first_answer_counts_the_seconds_since_the_ticket_was_received() {
+    let store = Arc::new(MemoryStore::new());
+    let id = proposed(&store).await;
+    let received = load(store.as_ref(), &id).await.received_at;
+    let deps = deps(&store, Arc::new(OutboxChannel::new()));
+
+    let (out, emitted) = captured(handle(
+        input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision)),
+        &deps,
+    ))
+    .await;
+
+    out.unwrap();
+    let seconds = now().duration_since(received).as_secs();
+    assert!(seconds > 0);
+    assert_eq!(
+        emitted.value("TimeToFirstResponse"),
+        (json!(seconds), "Seconds".into())
+    );
+    assert_eq!(
+        emitted.dimension_sets("TimeToFirstResponse"),
+        json!([["Stack"]])
+    );
+}
+
+#[tokio::test]
+async fn an_answer_after_an_earlier_evidence_request_is_not_a_first_response() {
+    let store = Arc::new(MemoryStore::new());
+    let id = proposed(&store).await;
+    let earlier = TicketEvent::NotificationSent {
+        milestone: "evidence_requested".into(),
+    };
+    advance(store.as_ref(), &id, vec![earlier], |_| {}).await;
+    let deps = deps(&store, Arc::new(OutboxChannel::new()));
+
+    let (out, emitted) = captured(handle(
+        input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision)),
+        &deps,
+    ))
+    .await;
+
+    out.unwrap();
+    assert!(emitted.is_empty(), "{:?}", emitted.names());
+}
+
+#[tokio::test]
+async fn a_resolution_counts_its_time_and_closes_the_ticket_as_resolved_by_kind() {
+    let store = Arc::new(MemoryStore::new());
+    let (id, wait, _) = given(&store, NotifyMilestone::Resolved).await;
+    let deps = deps(&store, Arc::new(OutboxChannel::new()));
+
+    let (out, emitted) = captured(handle(input(&id, NotifyMilestone::Resolved, wait), &deps)).await;
+
+    out.unwrap();
+    let resolution = json!([["Stack"], ["Stack", "Resolution"]]);
+    assert_eq!(emitted.dimension_sets("TimeToResolution"), resolution);
+    assert_eq!(emitted.dimension_sets("TicketsResolved"), resolution);
+    assert_eq!(
+        emitted.dimension_sets("TicketsClosed"),
+        json!([["Stack"], ["Stack", "Outcome"]])
+    );
+    let document = emitted.document_of("TicketsClosed");
+    assert_eq!(document["Outcome"], "resolved");
+    assert_eq!(document["Resolution"], "refund");
+    assert_eq!(emitted.value("TicketsResolved"), (json!(1), "Count".into()));
+    assert_eq!(emitted.value("TimeToResolution").1, "Seconds");
+}
+
+#[tokio::test]
+async fn rejections_and_unanswered_closes_count_their_outcome() {
+    for (milestone, outcome) in [
+        (NotifyMilestone::Rejected, "rejected"),
+        (NotifyMilestone::ClosedUnanswered, "closed_unanswered"),
+    ] {
+        let store = Arc::new(MemoryStore::new());
+        let (id, wait, _) = given(&store, milestone).await;
+        let deps = deps(&store, Arc::new(OutboxChannel::new()));
+
+        let (out, emitted) = captured(handle(input(&id, milestone, wait), &deps)).await;
+
+        out.unwrap();
+        assert_eq!(emitted.document_of("TicketsClosed")["Outcome"], outcome);
+    }
 }

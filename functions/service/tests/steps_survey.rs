@@ -1,6 +1,7 @@
 //! The `survey` step: root cause to the owning department (no personal data), low scores
 //! followed up, unanswered surveys closed.
 
+mod metrics_support;
 mod steps_support;
 
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use aftersales_service::adapters::feedback::InMemoryFeedbackPublisher;
 use aftersales_service::handlers::steps::diagnose::{self, DiagnoseDeps, DiagnoseInput};
 use aftersales_service::handlers::steps::survey::{SurveyAction, SurveyDeps, SurveyInput, handle};
 use aftersales_service::store::MemoryStore;
+use metrics_support::captured;
+use serde_json::json;
 use steps_support::*;
 
 fn deps(store: &Arc<MemoryStore>, feedback: &Arc<InMemoryFeedbackPublisher>) -> SurveyDeps {
@@ -204,4 +207,78 @@ async fn recording_without_any_answer_is_invalid_input() {
 
     assert_eq!(error.name(), "InvalidInput");
     assert!(feedback.messages(Department::Quality).is_empty());
+}
+
+#[tokio::test]
+async fn a_low_score_counts_the_score_by_root_cause_and_department_and_one_follow_up() {
+    let store = Arc::new(MemoryStore::new());
+    let feedback = Arc::new(InMemoryFeedbackPublisher::new());
+    let id = resolved(&store, "evt_metrics_low", Some(2)).await;
+    let deps = deps(&store, &feedback);
+
+    let (out, emitted) = captured(handle(input(&id, SurveyAction::Record), &deps)).await;
+
+    out.unwrap();
+    assert_eq!(emitted.names(), ["SurveyScore", "LowScoreFollowUps"]);
+    assert_eq!(emitted.value("SurveyScore"), (json!(2), "None".into()));
+    assert_eq!(
+        emitted.dimension_sets("SurveyScore"),
+        json!([["Stack"], ["Stack", "RootCause"], ["Stack", "Department"]])
+    );
+    let score = emitted.document_of("SurveyScore");
+    assert_eq!(score["RootCause"], "quality_defect");
+    assert_eq!(score["Department"], "quality");
+    assert_eq!(
+        emitted.value("LowScoreFollowUps"),
+        (json!(1), "Count".into())
+    );
+    assert_eq!(
+        emitted.dimension_sets("LowScoreFollowUps"),
+        json!([["Stack", "RootCause"]])
+    );
+
+    let (again, emitted) = captured(handle(input(&id, SurveyAction::Record), &deps)).await;
+    again.unwrap();
+    assert!(
+        emitted.is_empty(),
+        "a re-run counts nothing: {:?}",
+        emitted.names()
+    );
+}
+
+#[tokio::test]
+async fn a_good_score_counts_no_follow_up() {
+    let store = Arc::new(MemoryStore::new());
+    let feedback = Arc::new(InMemoryFeedbackPublisher::new());
+    let id = resolved(&store, "evt_metrics_good", Some(5)).await;
+
+    let (out, emitted) = captured(handle(
+        input(&id, SurveyAction::Record),
+        &deps(&store, &feedback),
+    ))
+    .await;
+
+    out.unwrap();
+    assert_eq!(emitted.names(), ["SurveyScore"]);
+    assert_eq!(emitted.value("SurveyScore").0, json!(5));
+}
+
+#[tokio::test]
+async fn an_unanswered_survey_is_counted_once_without_a_score() {
+    let store = Arc::new(MemoryStore::new());
+    let feedback = Arc::new(InMemoryFeedbackPublisher::new());
+    let id = resolved(&store, "evt_metrics_silent", None).await;
+    let deps = deps(&store, &feedback);
+
+    let (out, emitted) = captured(handle(input(&id, SurveyAction::NoAnswer), &deps)).await;
+
+    out.unwrap();
+    assert_eq!(emitted.names(), ["SurveysUnanswered"]);
+    assert_eq!(
+        emitted.dimension_sets("SurveysUnanswered"),
+        json!([["Stack"]])
+    );
+    let (again, emitted) = captured(handle(input(&id, SurveyAction::NoAnswer), &deps)).await;
+    again.unwrap();
+    assert!(emitted.is_empty());
 }

@@ -18,6 +18,7 @@ use super::http::{self, ApiError, ErrorCode};
 use crate::adapters::workflow::WorkflowClient;
 use crate::clock::Clock;
 use crate::config::{self, ConfigError, SecretSource};
+use crate::metrics::{self, BusinessEvent};
 use crate::signature::WebhookSecret;
 use crate::store::{Created, TableNames, TicketStore};
 
@@ -87,6 +88,14 @@ async fn accept(
     let (ticket, first) = open_ticket(request, fingerprint.clone(), now, &deps.policy);
     match deps.store.create(&ticket, &first).await? {
         Created::New => {
+            // Counted once stored: a repeat of this delivery is answered 200 and counts nothing.
+            metrics::emit(
+                now,
+                &BusinessEvent::TicketReceived {
+                    channel: ticket.request.channel,
+                    problem_kind: ticket.request.problem.kind,
+                },
+            );
             start_run(deps, &ticket.id).await?;
             tracing::info!(
                 ticket_id = %ticket.id,

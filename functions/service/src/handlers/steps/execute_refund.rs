@@ -19,6 +19,7 @@ use super::error::StepError;
 use super::ticket_change;
 use crate::adapters::payment::{PaymentError, PaymentGateway, RefundRequest};
 use crate::clock::Clock;
+use crate::metrics::{self, BusinessEvent};
 use crate::store::{
     RefundIntent, RefundLedger, Reservation, StoreError, StoredReceipt, TicketStore,
 };
@@ -136,6 +137,17 @@ pub async fn handle(
         Err(other) => return Err(other.into()),
     };
 
+    if !replayed {
+        // Counted as soon as the gateway confirmed it: a retry after this point finds the
+        // ledger entry completed and is a replay.
+        metrics::emit(
+            now,
+            &BusinessEvent::RefundIssued {
+                step: input.step,
+                amount: receipt.amount,
+            },
+        );
+    }
     record_refund(deps, &ticket.id, &key, &receipt).await?;
     tracing::info!(
         ticket_id = %ticket.id,

@@ -27,6 +27,7 @@ use crate::adapters::notify::{
 };
 use crate::adapters::payment::RefundRequest;
 use crate::clock::Clock;
+use crate::metrics::{self, BusinessEvent, Outcome};
 use crate::signature::{WebhookSecret, sign};
 use crate::store::{StoreError, TicketStore};
 
@@ -266,6 +267,7 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         };
         let mut seq = ticket.audit_seq;
         let mut recorded_before = false;
+        let mut recorded_now = None;
         if let Some(event) = milestone_event(&ticket, &current, milestone)? {
             match current.iter().find(|e| e.event == event) {
                 Some(recorded) => {
@@ -279,7 +281,8 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
                     {
                         change.ticket.chosen = Some(default_choice(&ticket, option_id, *kind));
                     }
-                    seq = change.record(event)?;
+                    seq = change.record(event.clone())?;
+                    recorded_now = Some(event);
                     if change
                         .ticket
                         .waiting_for()
@@ -305,6 +308,9 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         }
         match ticket_change::save(store, &ticket, change).await {
             Ok(saved) => {
+                if let Some(event) = &recorded_now {
+                    count_closing(&saved, event, now);
+                }
                 prepared = Some((saved, seq, text, recorded_before));
                 break;
             }
@@ -336,14 +342,20 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         .into_result()
         .map_err(notify_error)?;
 
-    ticket_change::update_with_trail(store, &ticket.id, now, &actor, true, |change, trail| {
-        let current = since_current_status(trail, change.ticket.status);
-        if !current.iter().any(|e| e.event == sent_note) {
+    let (_, first_answer) =
+        ticket_change::update_with_trail(store, &ticket.id, now, &actor, true, |change, trail| {
+            let current = since_current_status(trail, change.ticket.status);
+            if current.iter().any(|e| e.event == sent_note) {
+                return Ok(None);
+            }
             change.record(sent_note.clone())?;
-        }
-        Ok(())
-    })
-    .await?;
+            Ok(Some(!trail.iter().any(answered_before)))
+        })
+        .await?;
+    // Counted by the invocation that recorded the message as sent, so a re-run counts nothing.
+    if let Some(first_answer) = first_answer {
+        count_sent(&ticket, milestone, first_answer, now);
+    }
     tracing::info!(ticket_id = %ticket.id, %milestone, seq, channels = deliveries.len(), "customer notified");
     let sent = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
     Ok(output(ticket.id, milestone, sent, false))
@@ -360,6 +372,60 @@ fn output(
         milestone,
         sent,
         replayed,
+    }
+}
+
+/// The milestones whose message is a first answer to the customer (after the acknowledgement).
+pub const FIRST_ANSWERS: [NotifyMilestone; 4] = [
+    NotifyMilestone::EvidenceRequested,
+    NotifyMilestone::UnderReview,
+    NotifyMilestone::Proposal,
+    NotifyMilestone::Rejected,
+];
+
+/// True for a `notification_sent` of a first answer.
+fn answered_before(entry: &AuditEvent) -> bool {
+    matches!(&entry.event, TicketEvent::NotificationSent { milestone }
+        if FIRST_ANSWERS.iter().any(|m| m.as_str() == milestone))
+}
+
+/// The metrics of a message this invocation sent (`docs/metrics.md`).
+fn count_sent(ticket: &Ticket, milestone: NotifyMilestone, first_answer: bool, now: Timestamp) {
+    if first_answer && FIRST_ANSWERS.contains(&milestone) {
+        metrics::emit(
+            now,
+            &BusinessEvent::FirstResponse {
+                after: now.duration_since(ticket.received_at),
+            },
+        );
+    }
+    if milestone == NotifyMilestone::Rejected {
+        metrics::emit(
+            now,
+            &BusinessEvent::ClosedWithout {
+                outcome: Outcome::Rejected,
+            },
+        );
+    }
+}
+
+/// The metrics of a closing event this invocation recorded.
+fn count_closing(ticket: &Ticket, event: &TicketEvent, now: Timestamp) {
+    match event {
+        TicketEvent::Resolved { kind } => metrics::emit(
+            now,
+            &BusinessEvent::Resolved {
+                resolution: *kind,
+                after: now.duration_since(ticket.received_at),
+            },
+        ),
+        TicketEvent::ClosedUnanswered { .. } => metrics::emit(
+            now,
+            &BusinessEvent::ClosedWithout {
+                outcome: Outcome::ClosedUnanswered,
+            },
+        ),
+        _ => {}
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, TicketStatus, WaitKind};
 use aftersales_domain::ticket::{SurveyResult, Ticket};
-use aftersales_domain::{Department, Policy, ResolutionKind, TicketId};
+use aftersales_domain::{Department, Policy, ProblemKind, ResolutionKind, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,6 +14,7 @@ use super::error::StepError;
 use super::ticket_change;
 use crate::adapters::feedback::{FeedbackMessage, FeedbackPublisher};
 use crate::clock::Clock;
+use crate::metrics::{self, BusinessEvent};
 use crate::store::TicketStore;
 
 pub const STEP: &str = "survey";
@@ -78,7 +79,7 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
         .publish(std::slice::from_ref(&message))
         .await?;
 
-    ticket_change::update_with_trail(
+    let (_, (feedback_now, follow_up_now)) = ticket_change::update_with_trail(
         store,
         &ticket.id,
         now,
@@ -87,18 +88,36 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
         |change, trail| {
             close_survey(change, score)?;
             let sent = TicketEvent::FeedbackSent { department };
-            if !trail.iter().any(|e| e.event == sent) {
+            let feedback_now = !trail.iter().any(|e| e.event == sent);
+            if feedback_now {
                 change.record(sent)?;
             }
-            if low_score && !follow_up_recorded(trail) {
+            let follow_up_now = low_score && !follow_up_recorded(trail);
+            if follow_up_now {
                 change.record(TicketEvent::FollowUpRequested {
                     reason: LOW_SCORE_REASON.to_owned(),
                 })?;
             }
-            Ok(())
+            Ok((feedback_now, follow_up_now))
         },
     )
     .await?;
+    // Counted by the run that recorded the fact, so a re-run counts nothing.
+    let root_cause = problem_kind(&ticket);
+    if feedback_now {
+        let event = match score {
+            Some(score) => BusinessEvent::SurveyScored {
+                score,
+                root_cause,
+                department,
+            },
+            None => BusinessEvent::SurveyUnanswered,
+        };
+        metrics::emit(now, &event);
+    }
+    if follow_up_now {
+        metrics::emit(now, &BusinessEvent::LowScoreFollowUp { root_cause });
+    }
     tracing::info!(ticket_id = %ticket.id, %department, low_score, "survey closed the loop");
     Ok(SurveyOutput {
         ticket_id: ticket.id,
@@ -172,6 +191,14 @@ fn follow_up_recorded(trail: &[AuditEvent]) -> bool {
     })
 }
 
+/// The problem as diagnosed, or as claimed when there is no diagnosis.
+fn problem_kind(ticket: &Ticket) -> ProblemKind {
+    ticket
+        .diagnosis
+        .as_ref()
+        .map_or(ticket.request.problem.kind, |d| d.classification.kind)
+}
+
 fn department_of(ticket: &Ticket, policy: &Policy) -> Department {
     match &ticket.diagnosis {
         Some(diagnosis) => diagnosis.department,
@@ -223,7 +250,7 @@ fn root_cause(
         "schema": "aftersales.root_cause.v1",
         "ticket_id": ticket.id,
         "department": department,
-        "problem_kind": diagnosis.map_or(ticket.request.problem.kind, |d| d.classification.kind),
+        "problem_kind": problem_kind(ticket),
         "claimed_kind": ticket.request.problem.kind,
         "responsibility": diagnosis.map(|d| d.responsibility),
         "late_delivery": diagnosis.map(|d| d.delivery.late),
