@@ -378,12 +378,22 @@ async fn play_all(stack: &Stack, samples: &[Sample]) -> Vec<Outcome> {
             tokio::spawn(async move { play(&client, &sample, &run, &reader).await })
         })
         .collect();
+    // Progress on stderr as each sample finishes (stdout stays the summary).
+    let total = samples.len();
+    eprintln!("demo: playing {total} sample requests through the HTTP API...");
     let mut played = Vec::new();
-    for task in tasks {
-        played.push(task.await.unwrap_or_else(|e| Outcome {
+    for (n, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap_or_else(|e| Outcome {
             error: Some(format!("the sample's task failed: {e}")),
             ..Outcome::default()
-        }));
+        });
+        let state = if outcome.error.is_some() {
+            "did not finish"
+        } else {
+            "finished"
+        };
+        eprintln!("  [{}/{total}] {}: {state}", n + 1, samples[n].title);
+        played.push(outcome);
     }
     played
 }

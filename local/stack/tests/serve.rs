@@ -361,6 +361,9 @@ fn recent_body(request_id: &str) -> Vec<u8> {
     let now = Timestamp::now();
     let days_ago = |n: i64| (now - jiff::SignedDuration::from_hours(24 * n)).to_string();
     request["submitted_at"] = json!(now.to_string());
+    // One order per request: several requests on one order line are a duplicate claim,
+    // which diagnosis sends to an agent.
+    request["order"]["id"] = json!(format!("ORD-{request_id}"));
     request["order"]["placed_at"] = json!(days_ago(5));
     request["order"]["delivered_at"] = json!(days_ago(2));
     serde_json::to_vec(&request).unwrap()
