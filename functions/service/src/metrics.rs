@@ -82,10 +82,7 @@ impl CapturedMetrics {
 
     /// The metric names of every line, in order (`TicketsReceived`...).
     pub fn metric_names(&self) -> Vec<String> {
-        self.documents()
-            .iter()
-            .flat_map(metric_names)
-            .collect()
+        self.documents().iter().flat_map(metric_names).collect()
     }
 }
 
