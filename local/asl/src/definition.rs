@@ -207,16 +207,31 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub fn type_name(&self) -> &'static str {
+    /// The history event type on entering a state of this kind (`TaskStateEntered`, ...).
+    pub fn entered_event(&self) -> &'static str {
         match self {
-            Kind::Pass { .. } => "Pass",
-            Kind::Task(_) => "Task",
-            Kind::Choice { .. } => "Choice",
-            Kind::Wait(_) => "Wait",
-            Kind::Succeed => "Succeed",
-            Kind::Fail(_) => "Fail",
-            Kind::Parallel { .. } => "Parallel",
-            Kind::Map(_) => "Map",
+            Kind::Pass { .. } => "PassStateEntered",
+            Kind::Task(_) => "TaskStateEntered",
+            Kind::Choice { .. } => "ChoiceStateEntered",
+            Kind::Wait(_) => "WaitStateEntered",
+            Kind::Succeed => "SucceedStateEntered",
+            Kind::Fail(_) => "FailStateEntered",
+            Kind::Parallel { .. } => "ParallelStateEntered",
+            Kind::Map(_) => "MapStateEntered",
+        }
+    }
+
+    /// The history event type on leaving a state of this kind (`TaskStateExited`, ...).
+    pub fn exited_event(&self) -> &'static str {
+        match self {
+            Kind::Pass { .. } => "PassStateExited",
+            Kind::Task(_) => "TaskStateExited",
+            Kind::Choice { .. } => "ChoiceStateExited",
+            Kind::Wait(_) => "WaitStateExited",
+            Kind::Succeed => "SucceedStateExited",
+            Kind::Fail(_) => "FailStateExited",
+            Kind::Parallel { .. } => "ParallelStateExited",
+            Kind::Map(_) => "MapStateExited",
         }
     }
 }

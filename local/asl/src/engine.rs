@@ -271,9 +271,7 @@ impl Execution {
         clock: &dyn Clock,
     ) -> Execution {
         let now = clock.now();
-        let name = options
-            .name
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let name = options.name.unwrap_or_else(resource::new_uuid);
         let sm_arn = options.state_machine_arn.unwrap_or_else(|| {
             "arn:aws:states:us-east-1:123456789012:stateMachine:local".to_string()
         });
@@ -356,11 +354,12 @@ impl Execution {
         };
         drive(&mut cx, &mut self.root).await;
         let now = clock.now();
-        if let Step::Done(result) = &self.root.step {
+        if let Step::Done(result) = &mut self.root.step {
             match result {
                 Ok(v) => {
+                    let v = std::mem::take(v);
                     let details =
-                        payload_details(self.core.history.payloads(), &[], "output", Some(v));
+                        payload_details(self.core.history.payloads(), &[], "output", Some(&v));
                     self.core.history.record(
                         now,
                         "ExecutionSucceeded",
@@ -368,7 +367,7 @@ impl Execution {
                         Some(("executionSucceededEventDetails", details)),
                     );
                     self.status = ExecutionStatus::Succeeded;
-                    self.output = Some(v.clone());
+                    self.output = Some(v);
                 }
                 Err(f) => {
                     let details = failure_details(f);
@@ -789,6 +788,15 @@ fn input_path<'v>(
     }
 }
 
+/// The effective input, owned: without an InputPath the raw input is moved out of the frame
+/// (for states that do not read it again: Choice, Wait, Succeed).
+fn take_input(state: &State, frame: &mut Frame, ctx: &Value) -> Result<Value, Failure> {
+    match &state.input_path {
+        PathField::Default => Ok(std::mem::take(&mut frame.input)),
+        _ => input_path(state, frame, &frame.input, ctx).map(Cow::into_owned),
+    }
+}
+
 fn output_path(state: &State, frame: &Frame, value: Value, ctx: &Value) -> Result<Value, Failure> {
     match &state.output_path {
         PathField::Default => Ok(value),
@@ -887,7 +895,7 @@ fn exit_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, output: Value) 
     );
     cx.record(
         frame,
-        &format!("{}StateExited", state.kind.type_name()),
+        state.kind.exited_event(),
         Some(("stateExitedEventDetails", details)),
     );
     goto(frame, state.next, output);
@@ -918,19 +926,21 @@ fn complete(
         None => result,
     };
     let new_vars = assign(state, frame, state.assign.as_ref(), &selected, &ctx)?;
-    let combined = if state.catch.is_empty() {
-        // only catchers read the raw input after this point: move it instead of copying
-        match &state.result_path {
-            PathField::Default => selected,
-            PathField::Null => std::mem::take(&mut frame.input),
-            PathField::Path(p) => {
-                let raw = std::mem::take(&mut frame.input);
-                expr::apply_result_path_owned(raw, p, selected)
-                    .map_err(|e| Cx::expr_failure(state, frame, e))?
+    // the raw input is moved into the result; a failure hands it back (catchers and retries
+    // read it)
+    let combined = match &state.result_path {
+        PathField::Default => selected,
+        PathField::Null => std::mem::take(&mut frame.input),
+        PathField::Path(p) => {
+            let raw = std::mem::take(&mut frame.input);
+            match expr::try_apply_result_path(raw, p, selected) {
+                Ok(v) => v,
+                Err((raw, e)) => {
+                    frame.input = raw;
+                    return Err(Cx::expr_failure(state, frame, e));
+                }
             }
         }
-    } else {
-        result_path(state, frame, &state.result_path, &frame.input, selected)?
     };
     let mut output = output_path(state, frame, combined, &ctx)?;
     if state.jsonata
@@ -1011,7 +1021,7 @@ fn fail_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, failure: Failur
                 );
                 cx.record(
                     frame,
-                    &format!("{}StateExited", state.kind.type_name()),
+                    state.kind.exited_event(),
                     Some(("stateExitedEventDetails", details)),
                 );
                 goto(frame, Some(c.next), output);
@@ -1070,17 +1080,9 @@ fn drive<'f, 'a: 'f>(cx: &'f mut Cx<'a>, frame: &'f mut Frame) -> BoxFut<'f> {
                             }
                         }
                     };
-                    let w = (**w).clone();
-                    finish_task(
-                        cx,
-                        frame,
-                        state,
-                        &w.resource,
-                        w.lambda,
-                        false,
-                        outcome,
-                        true,
-                    );
+                    // the step is replaced by what follows the task
+                    let (resource, lambda) = (std::mem::take(&mut w.resource), w.lambda);
+                    finish_task(cx, frame, state, &resource, lambda, false, outcome, true);
                 }
                 Step::Fanout(_) => {
                     if !drive_fanout(cx, frame, state).await {
@@ -1108,7 +1110,7 @@ fn enter(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) {
     );
     let id = cx.record(
         frame,
-        &format!("{}StateEntered", state.kind.type_name()),
+        state.kind.entered_event(),
         Some(("stateEnteredEventDetails", details)),
     );
     frame.entered_event = id;
@@ -1129,8 +1131,7 @@ fn enter(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) {
         Kind::Wait(spec) => start_wait(cx, frame, state, spec),
         Kind::Succeed => {
             let ctx = cx.context(state, frame, None);
-            input_path(state, frame, &frame.input, &ctx)
-                .map(Cow::into_owned)
+            take_input(state, frame, &ctx)
                 .and_then(|eff| output_path(state, frame, eff, &ctx))
                 .map(|out| {
                     let out = match (&state.output, state.jsonata) {
@@ -1243,7 +1244,7 @@ fn run_choice(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), F
         return Ok(());
     };
     let ctx = cx.context(state, frame, None);
-    let eff = input_path(state, frame, &frame.input, &ctx)?.into_owned();
+    let eff = take_input(state, frame, &ctx)?;
     let env = Env {
         input: &eff,
         context: &ctx,
@@ -1300,7 +1301,7 @@ fn start_wait(
     spec: &WaitSpec,
 ) -> Result<(), Failure> {
     let ctx = cx.context(state, frame, None);
-    let eff = input_path(state, frame, &frame.input, &ctx)?.into_owned();
+    let eff = take_input(state, frame, &ctx)?;
     let now = cx.clock.now();
     let env = Env {
         input: &eff,
@@ -1458,7 +1459,7 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
     match &state.kind {
         Kind::Task(spec) => {
             let pattern_token = spec.resource.ends_with(".waitForTaskToken");
-            let token = pattern_token.then(|| uuid::Uuid::new_v4().to_string());
+            let token = pattern_token.then(resource::new_uuid);
             let ctx = cx.context(state, frame, token.as_deref());
             let eff = input_path(state, frame, &frame.input, &ctx)?;
             let params = match &state.parameters {
@@ -1509,8 +1510,8 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             } else {
                 let (rt, r) = resource::history_names(&spec.resource);
                 let mut d = Map::new();
-                d.insert("resourceType".into(), Value::from(rt.clone()));
-                d.insert("resource".into(), Value::from(r.clone()));
+                d.insert("resourceType".into(), Value::from(rt));
+                d.insert("resource".into(), Value::from(r));
                 d.insert("region".into(), Value::from("us-east-1"));
                 if cx.payloads() {
                     d.insert("parameters".into(), Value::from(params.to_string()));
@@ -1671,7 +1672,7 @@ fn finish_task(
     match outcome {
         Ok(v) => {
             let result = if wrap && !callback {
-                let request_id = uuid::Uuid::new_v4().to_string();
+                let request_id = resource::new_uuid();
                 resource::lambda_invoke_response(v, &request_id)
             } else {
                 v

@@ -143,29 +143,61 @@ pub(crate) fn classify(resource: &str, parameters: &Value) -> (ResourceKind, Int
 }
 
 /// `resourceType`/`resource` of `Task*` history events (`lambda`/`invoke`, `sqs`/`sendMessage.waitForTaskToken`).
-pub(crate) fn history_names(resource: &str) -> (String, String) {
+pub(crate) fn history_names(resource: &str) -> (&str, &str) {
     if let Some(rest) = resource.strip_prefix("arn:aws:states:::") {
         if let Some(sdk) = rest.strip_prefix("aws-sdk:") {
             let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
-            return (format!("aws-sdk:{service}"), action.to_string());
+            // "aws-sdk:<service>" is the start of `rest`
+            return (&rest[..8 + service.len()], action);
         }
-        let (service, action) = rest.split_once(':').unwrap_or((rest, ""));
-        return (service.to_string(), action.to_string());
+        return rest.split_once(':').unwrap_or((rest, ""));
     }
-    ("lambda".to_string(), resource.to_string())
+    ("lambda", resource)
 }
 
 /// The result of `arn:aws:states:::lambda:invoke` around the function's own result.
 pub fn lambda_invoke_response(payload: Value, request_id: &str) -> Value {
+    thread_local! {
+        // built once per thread; each response is a copy with the payload and the request id set
+        static TEMPLATE: Value = invoke_response_template();
+    }
+    let mut response = TEMPLATE.with(Value::clone);
+    if let Value::Object(m) = &mut response {
+        if let Some(p) = m.get_mut("Payload") {
+            *p = payload;
+        }
+        if let Some(Value::Object(meta)) = m.get_mut("SdkHttpMetadata") {
+            if let Some(Value::Object(all)) = meta.get_mut("AllHttpHeaders")
+                && let Some(Value::Array(ids)) = all.get_mut("x-amzn-RequestId")
+                && let Some(id) = ids.first_mut()
+            {
+                *id = Value::from(request_id);
+            }
+            if let Some(Value::Object(h)) = meta.get_mut("HttpHeaders")
+                && let Some(id) = h.get_mut("x-amzn-RequestId")
+            {
+                *id = Value::from(request_id);
+            }
+        }
+        if let Some(Value::Object(r)) = m.get_mut("SdkResponseMetadata")
+            && let Some(id) = r.get_mut("RequestId")
+        {
+            *id = Value::from(request_id);
+        }
+    }
+    response
+}
+
+fn invoke_response_template() -> Value {
     json!({
         "ExecutedVersion": "$LATEST",
-        "Payload": payload,
+        "Payload": null,
         "SdkHttpMetadata": {
             "AllHttpHeaders": {
                 "X-Amz-Executed-Version": ["$LATEST"],
                 "x-amzn-Remapped-Content-Length": ["0"],
                 "Connection": ["keep-alive"],
-                "x-amzn-RequestId": [request_id],
+                "x-amzn-RequestId": [""],
                 "Content-Type": ["application/json"],
             },
             "HttpHeaders": {
@@ -173,13 +205,21 @@ pub fn lambda_invoke_response(payload: Value, request_id: &str) -> Value {
                 "Content-Type": "application/json",
                 "X-Amz-Executed-Version": "$LATEST",
                 "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": request_id,
+                "x-amzn-RequestId": "",
             },
             "HttpStatusCode": 200
         },
-        "SdkResponseMetadata": {"RequestId": request_id},
+        "SdkResponseMetadata": {"RequestId": ""},
         "StatusCode": 200
     })
+}
+
+/// A random (version 4) UUID as text, from the thread's userspace generator (no system call per
+/// id, unlike `Uuid::new_v4` without uuid's `fast-rng`).
+pub(crate) fn new_uuid() -> String {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// One scripted outcome of a mocked task.
@@ -268,6 +308,49 @@ impl ResourceResolver for MockResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambda_invoke_response_wraps_the_payload_like_the_service() {
+        let r = lambda_invoke_response(json!({"a": [1]}), "req-1");
+        let expected = json!({
+            "ExecutedVersion": "$LATEST",
+            "Payload": {"a": [1]},
+            "SdkHttpMetadata": {
+                "AllHttpHeaders": {
+                    "X-Amz-Executed-Version": ["$LATEST"],
+                    "x-amzn-Remapped-Content-Length": ["0"],
+                    "Connection": ["keep-alive"],
+                    "x-amzn-RequestId": ["req-1"],
+                    "Content-Type": ["application/json"],
+                },
+                "HttpHeaders": {
+                    "Connection": "keep-alive",
+                    "Content-Type": "application/json",
+                    "X-Amz-Executed-Version": "$LATEST",
+                    "x-amzn-Remapped-Content-Length": "0",
+                    "x-amzn-RequestId": "req-1",
+                },
+                "HttpStatusCode": 200
+            },
+            "SdkResponseMetadata": {"RequestId": "req-1"},
+            "StatusCode": 200
+        });
+        assert_eq!(r, expected);
+        // same key order as well
+        assert_eq!(r.to_string(), expected.to_string());
+        let again = lambda_invoke_response(Value::Null, "req-2");
+        assert_eq!(again["SdkResponseMetadata"]["RequestId"], "req-2");
+        assert_eq!(again["Payload"], Value::Null);
+    }
+
+    #[test]
+    fn new_uuid_is_a_version_4_uuid() {
+        let a = new_uuid();
+        let u = uuid::Uuid::parse_str(&a).expect("uuid");
+        assert_eq!(u.get_version_num(), 4);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, new_uuid());
+    }
 
     #[test]
     fn classify_recognises_lambda_arns_integrations_and_patterns() {

@@ -140,22 +140,54 @@ pub fn apply_result_path(input: &Value, path: &str, result: Value) -> Result<Val
 
 /// [`apply_result_path`] for an input the caller no longer needs: no copy is made.
 pub fn apply_result_path_owned(
-    mut input: Value,
+    input: Value,
     path: &str,
     result: Value,
 ) -> Result<Value, ExprError> {
-    let segments = path::parse_reference(path)
-        .map_err(|e| ExprError::runtime(format!("Invalid path '{path}' : {e}")))?;
-    if path::set_at(&mut input, &segments, result).is_err() {
-        return Err(ExprError::new(
+    try_apply_result_path(input, path, result).map_err(|(_, e)| e)
+}
+
+/// [`apply_result_path_owned`] that hands the input back, unchanged, when the path cannot be
+/// applied (a catcher or a retry still reads the state's raw input then).
+pub fn try_apply_result_path(
+    mut input: Value,
+    path: &str,
+    result: Value,
+) -> Result<Value, (Value, ExprError)> {
+    let parsed = match cached_reference(path) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err((
+                input,
+                ExprError::runtime(format!("Invalid path '{path}' : {e}")),
+            ));
+        }
+    };
+    if path::can_set(&input, &parsed.segments)
+        && path::set_at(&mut input, &parsed.segments, result).is_ok()
+    {
+        return Ok(input);
+    }
+    // the failure quotes the input as the failed attempt leaves it (objects it created included)
+    let mut attempted = input.clone();
+    let _ = path::set_at(&mut attempted, &parsed.segments, Value::Null);
+    Err((
+        input,
+        ExprError::new(
             "States.ResultPathMatchFailure",
             format!(
                 "Unable to apply ReplacementPath '{path}' to input '{}'",
-                to_compact(&input)
+                to_compact(&attempted)
             ),
-        ));
-    }
-    Ok(input)
+        ),
+    ))
+}
+
+/// A reference path (ResultPath), parsed once per thread.
+fn cached_reference(path: &str) -> Result<Arc<path::JsonPath>, String> {
+    let parsed = cached_path(path)?;
+    path::check_reference(&parsed, path)?;
+    Ok(parsed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +448,25 @@ mod tests {
                 "States.ResultPathMatchFailure",
                 "Unable to apply ReplacementPath '$.r' to input '[1,2]'"
             ))
+        );
+    }
+
+    #[test]
+    fn failed_result_path_hands_the_input_back_unchanged() {
+        let input = json!({"a": 1, "l": []});
+        let (back, e) = try_apply_result_path(input.clone(), "$.a.b", json!(2)).unwrap_err();
+        assert_eq!(back, input);
+        assert_eq!(e.error, "States.ResultPathMatchFailure");
+        // the text quotes the input as the attempt left it, as before
+        let (back, e) = try_apply_result_path(input.clone(), "$.n[0]", json!(2)).unwrap_err();
+        assert_eq!(back, input);
+        assert_eq!(
+            e.message,
+            "Unable to apply ReplacementPath '$.n[0]' to input '{\"a\":1,\"l\":[],\"n\":{}}'"
+        );
+        assert_eq!(
+            try_apply_result_path(input, "$.n.m", json!(2)).ok(),
+            Some(json!({"a": 1, "l": [], "n": {"m": 2}}))
         );
     }
 

@@ -1028,6 +1028,12 @@ impl<'s> Parser<'s> {
 /// Parses a reference path: `$`, or `$` followed by only `.name`, `['name']` and `[n]` steps.
 pub(crate) fn parse_reference(path: &str) -> Result<Vec<Segment>, String> {
     let parsed = parse(path)?;
+    check_reference(&parsed, path)?;
+    Ok(parsed.segments)
+}
+
+/// Whether a parsed path is a reference path (see [`parse_reference`]).
+pub(crate) fn check_reference(parsed: &JsonPath, path: &str) -> Result<(), String> {
     if parsed.root != Root::Input || parsed.function.is_some() {
         return Err(format!(
             "reference path '{path}' must start with '$.' or be '$'"
@@ -1044,7 +1050,37 @@ pub(crate) fn parse_reference(path: &str) -> Result<Vec<Segment>, String> {
             }
         }
     }
-    Ok(parsed.segments)
+    Ok(())
+}
+
+/// Whether [`set_at`] would succeed on `doc` (it may create objects before it fails).
+pub(crate) fn can_set(doc: &Value, segments: &[Segment]) -> bool {
+    let Some((seg, rest)) = segments.split_first() else {
+        return true;
+    };
+    match seg {
+        Segment::Child(name) => {
+            let Value::Object(map) = doc else {
+                return false;
+            };
+            match map.get(name) {
+                _ if rest.is_empty() => true,
+                Some(child) => can_set(child, rest),
+                // a missing member becomes an empty object
+                None => can_set(&Value::Object(Map::new()), rest),
+            }
+        }
+        Segment::Index(i) => {
+            let Value::Array(items) = doc else {
+                return false;
+            };
+            usize::try_from(*i)
+                .ok()
+                .and_then(|k| items.get(k))
+                .is_some_and(|slot| can_set(slot, rest))
+        }
+        _ => false,
+    }
 }
 
 /// Sets `value` at `segments` inside `doc`, creating missing objects. Fails when a step meets a
