@@ -138,7 +138,7 @@ pub(crate) enum PathField {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: Kind,
     pub input_path: PathField,
     pub output_path: PathField,
@@ -239,6 +239,11 @@ impl Kind {
 #[derive(Debug)]
 pub(crate) struct TaskSpec {
     pub resource: String,
+    /// `resource` shared with the history events.
+    pub resource_text: Arc<str>,
+    /// `resourceType` / `resource` as task history events show them.
+    pub history_type: Arc<str>,
+    pub history_resource: Arc<str>,
     pub timeout: Option<NumberField>,
     pub heartbeat: Option<NumberField>,
 }
@@ -1094,7 +1099,11 @@ impl Loader {
                         format!("{loc}/HeartbeatSeconds"),
                     );
                 }
+                let (history_type, history_resource) = crate::resource::history_names(&resource);
                 Kind::Task(TaskSpec {
+                    resource_text: Arc::from(resource.as_str()),
+                    history_type: Arc::from(history_type),
+                    history_resource: Arc::from(history_resource),
                     resource,
                     timeout,
                     heartbeat,
@@ -1362,7 +1371,7 @@ impl Loader {
         let uses_context = text.contains("$$");
         let context_input = needs_execution_input(&text);
         Some(State {
-            name: name.to_string(),
+            name: Arc::from(name),
             kind,
             input_path,
             output_path,

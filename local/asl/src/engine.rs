@@ -39,11 +39,11 @@
 
 use crate::clock::Clock;
 use crate::definition::{
-    Definition, Kind, MapSpec, NumberField, PathField, State, StateMachine, WaitSpec,
+    Definition, Kind, MapSpec, NumberField, PathField, State, StateMachine, TaskSpec, WaitSpec,
 };
 use crate::error::{ApiError, Failure};
 use crate::expr::{self, Env, ExprError};
-use crate::history::{History, HistoryDetail, HistoryEvent, payload_details};
+use crate::history::{Details, Field, History, HistoryDetail, HistoryEvent, Shared, with_payload};
 use crate::resource::{self, IntegrationPattern, ResourceKind, ResourceResolver, TaskRequest};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -128,13 +128,13 @@ enum Step {
     /// Parallel branches / Map iterations in flight.
     Fanout(Box<Fanout>),
     /// The frame's machine finished (Succeed/End) or failed (unhandled error).
-    Done(Result<Value, Failure>),
+    Done(Result<Shared, Failure>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum AfterSleep {
     /// A Wait state's time is up: leave it with this effective input.
-    WaitDone(Value),
+    WaitDone(Shared),
     /// A retry interval is over: attempt again.
     Retry,
 }
@@ -179,7 +179,7 @@ struct Child {
 struct Frame {
     machine: usize,
     state: usize,
-    input: Value,
+    input: Shared,
     step: Step,
     entered_event: u64,
     last_event: u64,
@@ -201,7 +201,7 @@ impl Frame {
         Frame {
             machine,
             state,
-            input,
+            input: Shared::new(input),
             step: Step::Enter,
             entered_event: 0,
             last_event,
@@ -244,7 +244,7 @@ pub struct Execution {
     machine: StateMachine,
     core: Core,
     status: ExecutionStatus,
-    output: Option<Value>,
+    output: Option<Shared>,
     failure: Option<Failure>,
     root: Frame,
     deadline: Option<Timestamp>,
@@ -284,21 +284,21 @@ impl Execution {
             .role_arn
             .unwrap_or_else(|| "arn:aws:iam::123456789012:role/StepFunctionsLocal".to_string());
         let mut history = History::new(options.history);
-        let details = payload_details(
+        let def = &machine.def;
+        let start = def.machines[def.root].start;
+        let mut root = Frame::new(def.root, start, input.clone(), Map::new(), 0, now);
+        let details = with_payload(
+            vec![("roleArn", Field::Text(role_arn.clone()))],
             history.payloads(),
-            &[("roleArn", &role_arn)],
             "input",
-            Some(&input),
+            &root.input,
         );
-        let started = history.record(
+        root.last_event = history.record_details(
             now,
             "ExecutionStarted",
             0,
             Some(("executionStartedEventDetails", details)),
         );
-        let def = &machine.def;
-        let start = def.machines[def.root].start;
-        let root = Frame::new(def.root, start, input.clone(), Map::new(), started, now);
         let deadline = def.timeout_seconds.and_then(|s| {
             now.checked_add(SignedDuration::from_secs(
                 i64::try_from(s).unwrap_or(i64::MAX),
@@ -354,13 +354,13 @@ impl Execution {
         };
         drive(&mut cx, &mut self.root).await;
         let now = clock.now();
-        if let Step::Done(result) = &mut self.root.step {
+        if let Step::Done(result) = &self.root.step {
             match result {
                 Ok(v) => {
-                    let v = std::mem::take(v);
+                    let v = v.clone();
                     let details =
-                        payload_details(self.core.history.payloads(), &[], "output", Some(&v));
-                    self.core.history.record(
+                        with_payload(Vec::new(), self.core.history.payloads(), "output", &v);
+                    self.core.history.record_details(
                         now,
                         "ExecutionSucceeded",
                         self.root.last_event,
@@ -548,7 +548,7 @@ impl Execution {
         match self.status {
             ExecutionStatus::Running => Outcome::Running,
             ExecutionStatus::Succeeded => {
-                Outcome::Succeeded(self.output.clone().unwrap_or(Value::Null))
+                Outcome::Succeeded(self.output.as_deref().cloned().unwrap_or(Value::Null))
             }
             ExecutionStatus::Failed => Outcome::Failed(f()),
             ExecutionStatus::TimedOut => Outcome::TimedOut(f()),
@@ -557,7 +557,7 @@ impl Execution {
     }
 
     pub fn output(&self) -> Option<&Value> {
-        self.output.as_ref()
+        self.output.as_deref()
     }
 
     pub fn failure(&self) -> Option<&Failure> {
@@ -574,7 +574,7 @@ impl Execution {
 
     /// History events so far (`GetExecutionHistory`).
     pub fn history(&self) -> &[HistoryEvent] {
-        &self.core.history.events
+        self.core.history.events()
     }
 
     /// State transitions so far, counted as described in the module docs.
@@ -693,13 +693,49 @@ struct Cx<'a> {
 type BoxFut<'f> = Pin<Box<dyn Future<Output = ()> + Send + 'f>>;
 
 impl Cx<'_> {
-    fn record(&mut self, frame: &mut Frame, ty: &str, details: Option<(&str, Value)>) -> u64 {
+    fn record(
+        &mut self,
+        frame: &mut Frame,
+        ty: &'static str,
+        details: Option<(&'static str, Value)>,
+    ) -> u64 {
         let id = self
             .core
             .history
             .record(self.clock.now(), ty, frame.last_event, details);
         frame.last_event = id;
         id
+    }
+
+    /// Records an event whose details are rendered when the history is read.
+    fn record_details(
+        &mut self,
+        frame: &mut Frame,
+        ty: &'static str,
+        key: &'static str,
+        details: Details,
+    ) -> u64 {
+        if self.core.history.detail == HistoryDetail::Off {
+            return self.record(frame, ty, None);
+        }
+        let id = self.core.history.record_details(
+            self.clock.now(),
+            ty,
+            frame.last_event,
+            Some((key, details)),
+        );
+        frame.last_event = id;
+        id
+    }
+
+    /// `{"name": <state>, "<key>": <payload>, "<key>Details": ...}`.
+    fn state_details(&self, state: &State, key: &'static str, value: &Shared) -> Details {
+        with_payload(
+            vec![("name", Field::Str(state.name.clone()))],
+            self.payloads(),
+            key,
+            value,
+        )
     }
 
     fn payloads(&self) -> bool {
@@ -743,7 +779,7 @@ impl Cx<'_> {
             },
             "State": {
                 "EnteredTime": frame.entered_time.to_string(),
-                "Name": state.name,
+                "Name": &*state.name,
                 "RetryCount": frame.retry_total
             },
             "StateMachine": {
@@ -788,19 +824,23 @@ fn input_path<'v>(
     }
 }
 
-/// The effective input, owned: without an InputPath the raw input is moved out of the frame
-/// (for states that do not read it again: Choice, Wait, Succeed).
-fn take_input(state: &State, frame: &mut Frame, ctx: &Value) -> Result<Value, Failure> {
+/// The effective input as a shared value: without an InputPath, the raw input itself (no copy).
+fn shared_input(state: &State, frame: &Frame, ctx: &Value) -> Result<Shared, Failure> {
     match &state.input_path {
-        PathField::Default => Ok(std::mem::take(&mut frame.input)),
-        _ => input_path(state, frame, &frame.input, ctx).map(Cow::into_owned),
+        PathField::Default => Ok(frame.input.clone()),
+        _ => input_path(state, frame, &frame.input, ctx).map(|v| Shared::new(v.into_owned())),
     }
 }
 
-fn output_path(state: &State, frame: &Frame, value: Value, ctx: &Value) -> Result<Value, Failure> {
+fn output_path(
+    state: &State,
+    frame: &Frame,
+    value: Shared,
+    ctx: &Value,
+) -> Result<Shared, Failure> {
     match &state.output_path {
         PathField::Default => Ok(value),
-        PathField::Null => Ok(json!({})),
+        PathField::Null => Ok(Shared::new(json!({}))),
         PathField::Path(p) => expr::query(
             p,
             Env {
@@ -809,6 +849,7 @@ fn output_path(state: &State, frame: &Frame, value: Value, ctx: &Value) -> Resul
                 variables: &frame.vars,
             },
         )
+        .map(Shared::new)
         .map_err(|e| Cx::expr_failure(state, frame, e)),
     }
 }
@@ -886,22 +927,18 @@ fn bare(v: &Value) -> String {
 }
 
 /// Leaves the current state with `output`: records `<Type>StateExited`, moves on.
-fn exit_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, output: Value) {
-    let details = payload_details(
-        cx.payloads(),
-        &[("name", &state.name)],
-        "output",
-        Some(&output),
-    );
-    cx.record(
+fn exit_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, output: Shared) {
+    let details = cx.state_details(state, "output", &output);
+    cx.record_details(
         frame,
         state.kind.exited_event(),
-        Some(("stateExitedEventDetails", details)),
+        "stateExitedEventDetails",
+        details,
     );
     goto(frame, state.next, output);
 }
 
-fn goto(frame: &mut Frame, next: Option<usize>, output: Value) {
+fn goto(frame: &mut Frame, next: Option<usize>, output: Shared) {
     match next {
         Some(n) => {
             frame.state = n;
@@ -918,25 +955,25 @@ fn complete(
     cx: &mut Cx<'_>,
     frame: &mut Frame,
     state: &State,
-    result: Value,
+    result: Shared,
 ) -> Result<(), Failure> {
     let ctx = cx.context(state, frame, None);
     let selected = match &state.result_selector {
-        Some(rs) => template(state, frame, rs, &result, &ctx)?,
+        Some(rs) => Shared::new(template(state, frame, rs, &result, &ctx)?),
         None => result,
     };
     let new_vars = assign(state, frame, state.assign.as_ref(), &selected, &ctx)?;
-    // the raw input is moved into the result; a failure hands it back (catchers and retries
-    // read it)
+    // the raw input is moved into the result (copied only if the history shares it); a failure
+    // hands it back (catchers and retries read it)
     let combined = match &state.result_path {
         PathField::Default => selected,
-        PathField::Null => std::mem::take(&mut frame.input),
+        PathField::Null => frame.input.clone(),
         PathField::Path(p) => {
-            let raw = std::mem::take(&mut frame.input);
-            match expr::try_apply_result_path(raw, p, selected) {
-                Ok(v) => v,
+            let raw = Shared::take(&mut frame.input);
+            match expr::try_apply_result_path(raw, p, selected.into_value()) {
+                Ok(v) => Shared::new(v),
                 Err((raw, e)) => {
-                    frame.input = raw;
+                    frame.input = Shared::new(raw);
                     return Err(Cx::expr_failure(state, frame, e));
                 }
             }
@@ -946,7 +983,7 @@ fn complete(
     if state.jsonata
         && let Some(o) = &state.output
     {
-        output = o.clone();
+        output = Shared::new(o.clone());
     }
     apply_vars(frame, new_vars);
     exit_state(cx, frame, state, output);
@@ -1013,16 +1050,13 @@ fn fail_state(cx: &mut Cx<'_>, frame: &mut Frame, state: &State, failure: Failur
         match caught {
             Ok((vars, output)) => {
                 apply_vars(frame, vars);
-                let details = payload_details(
-                    cx.payloads(),
-                    &[("name", &state.name)],
-                    "output",
-                    Some(&output),
-                );
-                cx.record(
+                let output = Shared::new(output);
+                let details = cx.state_details(state, "output", &output);
+                cx.record_details(
                     frame,
                     state.kind.exited_event(),
-                    Some(("stateExitedEventDetails", details)),
+                    "stateExitedEventDetails",
+                    details,
                 );
                 goto(frame, Some(c.next), output);
             }
@@ -1081,8 +1115,10 @@ fn drive<'f, 'a: 'f>(cx: &'f mut Cx<'a>, frame: &'f mut Frame) -> BoxFut<'f> {
                         }
                     };
                     // the step is replaced by what follows the task
-                    let (resource, lambda) = (std::mem::take(&mut w.resource), w.lambda);
-                    finish_task(cx, frame, state, &resource, lambda, false, outcome, true);
+                    let lambda = w.lambda;
+                    if let Kind::Task(spec) = &state.kind {
+                        finish_task(cx, frame, state, spec, lambda, false, outcome, true);
+                    }
                 }
                 Step::Fanout(_) => {
                     if !drive_fanout(cx, frame, state).await {
@@ -1097,21 +1133,17 @@ fn drive<'f, 'a: 'f>(cx: &'f mut Cx<'a>, frame: &'f mut Frame) -> BoxFut<'f> {
 fn enter(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) {
     cx.core.transitions += 1;
     if let Some(se) = &mut cx.core.states_entered {
-        se.push(state.name.clone());
+        se.push(state.name.to_string());
     }
     frame.entered_time = cx.clock.now();
     frame.retry_counts.clear();
     frame.retry_total = 0;
-    let details = payload_details(
-        cx.payloads(),
-        &[("name", &state.name)],
-        "input",
-        Some(&frame.input),
-    );
-    let id = cx.record(
+    let details = cx.state_details(state, "input", &frame.input);
+    let id = cx.record_details(
         frame,
         state.kind.entered_event(),
-        Some(("stateEnteredEventDetails", details)),
+        "stateEnteredEventDetails",
+        details,
     );
     frame.entered_event = id;
     if state.jsonata && jsonata_expressions(state) {
@@ -1131,23 +1163,19 @@ fn enter(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) {
         Kind::Wait(spec) => start_wait(cx, frame, state, spec),
         Kind::Succeed => {
             let ctx = cx.context(state, frame, None);
-            take_input(state, frame, &ctx)
+            shared_input(state, frame, &ctx)
                 .and_then(|eff| output_path(state, frame, eff, &ctx))
                 .map(|out| {
                     let out = match (&state.output, state.jsonata) {
-                        (Some(o), true) => o.clone(),
+                        (Some(o), true) => Shared::new(o.clone()),
                         _ => out,
                     };
-                    let details = payload_details(
-                        cx.payloads(),
-                        &[("name", &state.name)],
-                        "output",
-                        Some(&out),
-                    );
-                    cx.record(
+                    let details = cx.state_details(state, "output", &out);
+                    cx.record_details(
                         frame,
                         "SucceedStateExited",
-                        Some(("stateExitedEventDetails", details)),
+                        "stateExitedEventDetails",
+                        details,
                     );
                     frame.step = Step::Done(Ok(out));
                 })
@@ -1226,15 +1254,15 @@ fn run_pass(
             if let Some(p) = &state.parameters {
                 template(state, frame, p, &eff, &ctx)?;
             }
-            r.clone()
+            Shared::new(r.clone())
         }
-        None => {
-            let eff = input_path(state, frame, &frame.input, &ctx)?;
-            match &state.parameters {
-                Some(p) => template(state, frame, p, &eff, &ctx)?,
-                None => eff.into_owned(),
+        None => match &state.parameters {
+            Some(p) => {
+                let eff = input_path(state, frame, &frame.input, &ctx)?;
+                Shared::new(template(state, frame, p, &eff, &ctx)?)
             }
-        }
+            None => shared_input(state, frame, &ctx)?,
+        },
     };
     complete(cx, frame, state, result)
 }
@@ -1244,7 +1272,7 @@ fn run_choice(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), F
         return Ok(());
     };
     let ctx = cx.context(state, frame, None);
-    let eff = take_input(state, frame, &ctx)?;
+    let eff = shared_input(state, frame, &ctx)?;
     let env = Env {
         input: &eff,
         context: &ctx,
@@ -1279,16 +1307,12 @@ fn run_choice(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), F
     let new_vars = assign(state, frame, assign_block, &eff, &ctx)?;
     let output = output_path(state, frame, eff, &ctx)?;
     apply_vars(frame, new_vars);
-    let details = payload_details(
-        cx.payloads(),
-        &[("name", &state.name)],
-        "output",
-        Some(&output),
-    );
-    cx.record(
+    let details = cx.state_details(state, "output", &output);
+    cx.record_details(
         frame,
         "ChoiceStateExited",
-        Some(("stateExitedEventDetails", details)),
+        "stateExitedEventDetails",
+        details,
     );
     goto(frame, Some(next), output);
     Ok(())
@@ -1301,7 +1325,7 @@ fn start_wait(
     spec: &WaitSpec,
 ) -> Result<(), Failure> {
     let ctx = cx.context(state, frame, None);
-    let eff = take_input(state, frame, &ctx)?;
+    let eff = shared_input(state, frame, &ctx)?;
     let now = cx.clock.now();
     let env = Env {
         input: &eff,
@@ -1365,7 +1389,7 @@ fn leave_wait(
     cx: &mut Cx<'_>,
     frame: &mut Frame,
     state: &State,
-    eff: Value,
+    eff: Shared,
 ) -> Result<(), Failure> {
     let ctx = cx.context(state, frame, None);
     let new_vars = assign(state, frame, state.assign.as_ref(), &eff, &ctx)?;
@@ -1490,61 +1514,59 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             let heartbeat = seconds(&spec.heartbeat, "HeartbeatSeconds")?;
             let (kind, pattern) = resource::classify(&spec.resource, &params);
             let lambda = matches!(kind, ResourceKind::LambdaFunction { .. });
-            // scheduled / started events
+            // scheduled / started events; the history shares the parameters
+            let (shown, params) = if cx.payloads() {
+                (Some(Shared::new(params)), Value::Null)
+            } else {
+                (None, params)
+            };
             if lambda {
-                let mut d = Map::new();
-                d.insert("resource".into(), Value::from(spec.resource.clone()));
-                if cx.payloads() {
-                    d.insert("input".into(), Value::from(params.to_string()));
-                    d.insert("inputDetails".into(), json!({"truncated": false}));
+                let mut f = vec![("resource", Field::Str(spec.resource_text.clone()))];
+                if let Some(p) = &shown {
+                    f.push(("input", Field::Payload(p.clone())));
+                    f.push(("inputDetails", Field::NotTruncated));
                 }
                 if let Some(t) = timeout {
-                    d.insert("timeoutInSeconds".into(), Value::from(t));
+                    f.push(("timeoutInSeconds", Field::U64(t)));
                 }
-                cx.record(
+                cx.record_details(
                     frame,
                     "LambdaFunctionScheduled",
-                    Some(("lambdaFunctionScheduledEventDetails", Value::Object(d))),
+                    "lambdaFunctionScheduledEventDetails",
+                    Details::Fields(f),
                 );
                 cx.record(frame, "LambdaFunctionStarted", None);
             } else {
-                let (rt, r) = resource::history_names(&spec.resource);
-                let mut d = Map::new();
-                d.insert("resourceType".into(), Value::from(rt));
-                d.insert("resource".into(), Value::from(r));
-                d.insert("region".into(), Value::from("us-east-1"));
-                if cx.payloads() {
-                    d.insert("parameters".into(), Value::from(params.to_string()));
+                let mut f = resource_fields(spec);
+                f.push(("region", Field::Static("us-east-1")));
+                if let Some(p) = &shown {
+                    f.push(("parameters", Field::Payload(p.clone())));
                 }
                 if let Some(t) = timeout {
-                    d.insert("timeoutInSeconds".into(), Value::from(t));
+                    f.push(("timeoutInSeconds", Field::U64(t)));
                 }
                 if let Some(h) = heartbeat {
-                    d.insert("heartbeatInSeconds".into(), Value::from(h));
+                    f.push(("heartbeatInSeconds", Field::U64(h)));
                 }
-                cx.record(
+                cx.record_details(
                     frame,
                     "TaskScheduled",
-                    Some(("taskScheduledEventDetails", Value::Object(d))),
+                    "taskScheduledEventDetails",
+                    Details::Fields(f),
                 );
-                cx.record(
+                cx.record_details(
                     frame,
                     "TaskStarted",
-                    Some((
-                        "taskStartedEventDetails",
-                        json!({"resourceType": rt, "resource": r}),
-                    )),
+                    "taskStartedEventDetails",
+                    Details::Fields(resource_fields(spec)),
                 );
             }
-            let (input, parameters) = match (&kind, params) {
-                (ResourceKind::LambdaInvoke { .. }, Value::Object(mut m)) => {
-                    let payload = m.shift_remove("Payload").unwrap_or(Value::Null);
-                    (payload, Value::Object(m))
-                }
-                (_, p) => (p, Value::Null),
+            let (input, parameters) = match shown {
+                Some(p) => split_request_shared(&kind, &p),
+                None => split_request(&kind, params),
             };
             let request = TaskRequest {
-                state_name: state.name.clone(),
+                state_name: state.name.to_string(),
                 resource: spec.resource.clone(),
                 kind: kind.clone(),
                 pattern,
@@ -1582,19 +1604,13 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             };
             match (invoked, token) {
                 (Ok(submitted), Some(token)) => {
-                    let (rt, r) = resource::history_names(&spec.resource);
-                    let mut d = Map::new();
-                    d.insert("resourceType".into(), Value::from(rt));
-                    d.insert("resource".into(), Value::from(r));
-                    if cx.payloads() {
-                        d.insert("output".into(), Value::from(submitted.to_string()));
-                        d.insert("outputDetails".into(), json!({"truncated": false}));
-                    }
-                    cx.record(
-                        frame,
-                        "TaskSubmitted",
-                        Some(("taskSubmittedEventDetails", Value::Object(d))),
+                    let details = with_payload(
+                        resource_fields(spec),
+                        cx.payloads(),
+                        "output",
+                        &Shared::new(submitted),
                     );
+                    cx.record_details(frame, "TaskSubmitted", "taskSubmittedEventDetails", details);
                     frame.step = Step::Callback(Box::new(Waiting {
                         token,
                         resource: spec.resource.clone(),
@@ -1608,16 +1624,7 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
                 }
                 (outcome, _) => {
                     let wrap = matches!(kind, ResourceKind::LambdaInvoke { .. });
-                    finish_task(
-                        cx,
-                        frame,
-                        state,
-                        &spec.resource,
-                        lambda,
-                        wrap,
-                        outcome,
-                        false,
-                    );
+                    finish_task(cx, frame, state, spec, lambda, wrap, outcome, false);
                     Ok(())
                 }
             }
@@ -1662,41 +1669,32 @@ fn finish_task(
     cx: &mut Cx<'_>,
     frame: &mut Frame,
     state: &State,
-    resource: &str,
+    spec: &TaskSpec,
     lambda: bool,
     wrap: bool,
     outcome: Result<Value, Failure>,
     callback: bool,
 ) {
-    let (rt, r) = resource::history_names(resource);
     match outcome {
         Ok(v) => {
-            let result = if wrap && !callback {
+            let result = Shared::new(if wrap && !callback {
                 let request_id = resource::new_uuid();
                 resource::lambda_invoke_response(v, &request_id)
             } else {
                 v
-            };
+            });
             let payloads = cx.payloads();
             if lambda && !callback {
-                let d = payload_details(payloads, &[], "output", Some(&result));
-                cx.record(
+                let d = with_payload(Vec::new(), payloads, "output", &result);
+                cx.record_details(
                     frame,
                     "LambdaFunctionSucceeded",
-                    Some(("lambdaFunctionSucceededEventDetails", d)),
+                    "lambdaFunctionSucceededEventDetails",
+                    d,
                 );
             } else {
-                let d = payload_details(
-                    payloads,
-                    &[("resourceType", &rt), ("resource", &r)],
-                    "output",
-                    Some(&result),
-                );
-                cx.record(
-                    frame,
-                    "TaskSucceeded",
-                    Some(("taskSucceededEventDetails", d)),
-                );
+                let d = with_payload(resource_fields(spec), payloads, "output", &result);
+                cx.record_details(frame, "TaskSucceeded", "taskSucceededEventDetails", d);
             }
             if let Err(f) = complete(cx, frame, state, result) {
                 fail_state(cx, frame, state, f);
@@ -1720,12 +1718,47 @@ fn finish_task(
             if (!lambda || callback)
                 && let Some(m) = d.as_object_mut()
             {
-                m.insert("resourceType".into(), Value::from(rt));
-                m.insert("resource".into(), Value::from(r));
+                m.insert("resourceType".into(), Value::from(&*spec.history_type));
+                m.insert("resource".into(), Value::from(&*spec.history_resource));
             }
             cx.record(frame, ty, Some((key, d)));
             fail_state(cx, frame, state, f);
         }
+    }
+}
+
+/// `resourceType` and `resource` as task events show them.
+fn resource_fields(spec: &TaskSpec) -> Vec<(&'static str, Field)> {
+    vec![
+        ("resourceType", Field::Str(spec.history_type.clone())),
+        ("resource", Field::Str(spec.history_resource.clone())),
+    ]
+}
+
+/// What the resolver gets: for `lambda:invoke` the `Payload` and the other parameters apart.
+fn split_request(kind: &ResourceKind, params: Value) -> (Value, Value) {
+    match (kind, params) {
+        (ResourceKind::LambdaInvoke { .. }, Value::Object(mut m)) => {
+            let payload = m.shift_remove("Payload").unwrap_or(Value::Null);
+            (payload, Value::Object(m))
+        }
+        (_, p) => (p, Value::Null),
+    }
+}
+
+/// [`split_request`] for parameters the history keeps.
+fn split_request_shared(kind: &ResourceKind, params: &Value) -> (Value, Value) {
+    match (kind, params) {
+        (ResourceKind::LambdaInvoke { .. }, Value::Object(m)) => {
+            let payload = m.get("Payload").cloned().unwrap_or(Value::Null);
+            let rest = m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "Payload")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (payload, Value::Object(rest))
+        }
+        (_, p) => (p.clone(), Value::Null),
     }
 }
 
@@ -1906,7 +1939,7 @@ async fn drive_fanout(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> bool
                     "MapIterationAborted",
                     Some((
                         "mapIterationAbortedEventDetails",
-                        json!({"name": state.name, "index": c.index}),
+                        json!({"name": &*state.name, "index": c.index}),
                     )),
                 );
             }
@@ -1927,7 +1960,7 @@ async fn drive_fanout(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> bool
         None,
     );
     let results = std::mem::take(&mut fan.results);
-    if let Err(f) = complete(cx, frame, state, Value::Array(results)) {
+    if let Err(f) = complete(cx, frame, state, Shared::new(Value::Array(results))) {
         fail_state(cx, frame, state, f);
     }
     true
@@ -1950,7 +1983,7 @@ fn start_child(
             fan.started_event,
             Some((
                 "mapIterationStartedEventDetails",
-                json!({"name": state.name, "index": index}),
+                json!({"name": &*state.name, "index": index}),
             )),
         );
         let input = match (&state.kind, &fan.selector_input) {
@@ -2001,12 +2034,12 @@ fn child_done(
                     child.frame.last_event,
                     Some((
                         "mapIterationSucceededEventDetails",
-                        json!({"name": state.name, "index": child.index}),
+                        json!({"name": &*state.name, "index": child.index}),
                     )),
                 );
             }
             frame.last_event = frame.last_event.max(child.frame.last_event);
-            fan.results[child.index] = v;
+            fan.results[child.index] = v.into_value();
             None
         }
         Err(f) => {
@@ -2017,7 +2050,7 @@ fn child_done(
                     child.frame.last_event,
                     Some((
                         "mapIterationFailedEventDetails",
-                        json!({"name": state.name, "index": child.index}),
+                        json!({"name": &*state.name, "index": child.index}),
                     )),
                 );
             }

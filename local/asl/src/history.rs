@@ -10,10 +10,16 @@
 //!
 //! [`HistoryEvent`] serialises (serde) to exactly that shape, with `timestamp` as an RFC 3339
 //! string; [`HistoryEvent::to_aws_json`] gives the wire form with `timestamp` in epoch seconds.
+//!
+//! Recording is cheap: the engine records an event with its payloads as the values it already
+//! holds (shared, [`Shared`]), and the events are only rendered to that shape (payloads
+//! serialised to JSON text) when the history is read or the execution is serialised.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 /// One history event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,44 +78,293 @@ pub enum HistoryDetail {
     Off,
 }
 
+/// A JSON value shared between the engine and the history without copying it; serialises as
+/// the value itself.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shared(Arc<Value>);
+
+static NULL: LazyLock<Shared> = LazyLock::new(|| Shared(Arc::new(Value::Null)));
+
+impl Shared {
+    pub(crate) fn new(v: Value) -> Shared {
+        Shared(Arc::new(v))
+    }
+
+    /// A shared `null` (no allocation).
+    pub(crate) fn null() -> Shared {
+        NULL.clone()
+    }
+
+    /// The value, copied only if the history (or anyone else) still shares it.
+    pub(crate) fn into_value(self) -> Value {
+        Arc::unwrap_or_clone(self.0)
+    }
+
+    /// Moves the value out of `slot` (leaving `null`), copying only if it is shared.
+    pub(crate) fn take(slot: &mut Shared) -> Value {
+        std::mem::take(slot).into_value()
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::null()
+    }
+}
+
+impl Deref for Shared {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl From<Value> for Shared {
+    fn from(v: Value) -> Self {
+        Shared::new(v)
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Shared::new)
+    }
+}
+
+/// One member of an event's details, rendered when the history is read.
+#[derive(Debug, Clone)]
+pub(crate) enum Field {
+    Str(Arc<str>),
+    Static(&'static str),
+    Text(String),
+    U64(u64),
+    /// A payload: rendered as its compact JSON text.
+    Payload(Shared),
+    /// `{"truncated": false}` (the `*Details` of a payload).
+    NotTruncated,
+}
+
+impl Field {
+    fn render(&self) -> Value {
+        match self {
+            Field::Str(s) => Value::String(s.to_string()),
+            Field::Static(s) => Value::String((*s).to_owned()),
+            Field::Text(s) => Value::String(s.clone()),
+            Field::U64(n) => Value::from(*n),
+            Field::Payload(v) => Value::String(serde_json::to_string(&**v).unwrap_or_default()),
+            Field::NotTruncated => {
+                let mut m = Map::new();
+                m.insert("truncated".into(), Value::Bool(false));
+                Value::Object(m)
+            }
+        }
+    }
+}
+
+/// The details of an event not rendered yet.
+#[derive(Debug, Clone)]
+pub(crate) enum Details {
+    /// Built already (failures, Map and Parallel events).
+    Value(Value),
+    /// Members in order.
+    Fields(Vec<(&'static str, Field)>),
+}
+
+/// The members of a details object with an optional payload: `fields`, then `key` (the payload
+/// as JSON text) and `<key>Details` (`{"truncated": false}`) when payloads are kept.
+pub(crate) fn with_payload(
+    mut fields: Vec<(&'static str, Field)>,
+    payloads: bool,
+    key: &'static str,
+    value: &Shared,
+) -> Details {
+    if payloads {
+        let details_key = match key {
+            "input" => "inputDetails",
+            "output" => "outputDetails",
+            _ => "parametersDetails",
+        };
+        fields.push((key, Field::Payload(value.clone())));
+        fields.push((details_key, Field::NotTruncated));
+    }
+    Details::Fields(fields)
+}
+
+/// An event as recorded, rendered on read.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    timestamp: Timestamp,
+    event_type: &'static str,
+    id: u64,
+    previous_event_id: u64,
+    details: Option<(&'static str, Details)>,
+}
+
+impl Recorded {
+    fn render(&self) -> HistoryEvent {
+        let mut details = Map::new();
+        if let Some((key, d)) = &self.details {
+            let v = match d {
+                Details::Value(v) => v.clone(),
+                Details::Fields(fields) => {
+                    let mut m = Map::with_capacity(fields.len());
+                    for (k, f) in fields {
+                        m.insert((*k).to_owned(), f.render());
+                    }
+                    Value::Object(m)
+                }
+            };
+            details.insert((*key).to_owned(), v);
+        }
+        HistoryEvent {
+            timestamp: self.timestamp,
+            event_type: self.event_type.to_owned(),
+            id: self.id,
+            previous_event_id: self.previous_event_id,
+            details,
+        }
+    }
+}
+
 /// The history of one execution plus the per-thread `previousEventId` bookkeeping.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// Events read back from a snapshot stay rendered (`done`); events recorded since are kept as
+/// recorded (`recorded`) and rendered when the history is read (cached until the next event)
+/// or serialised. The serde form is the rendered list, as before.
+#[derive(Debug, Clone, Default)]
 pub struct History {
-    pub(crate) events: Vec<HistoryEvent>,
+    done: Vec<HistoryEvent>,
+    recorded: Vec<Recorded>,
+    rendered: OnceLock<Vec<HistoryEvent>>,
     pub(crate) next_id: u64,
     pub(crate) detail: HistoryDetail,
+}
+
+#[derive(Serialize)]
+struct HistoryOut<'a> {
+    events: Events<'a>,
+    next_id: u64,
+    detail: HistoryDetail,
+}
+
+struct Events<'a>(&'a History);
+
+impl Serialize for Events<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let h = self.0;
+        let mut seq = s.serialize_seq(Some(h.done.len() + h.recorded.len()))?;
+        if let Some(all) = h.rendered.get() {
+            for e in all {
+                seq.serialize_element(e)?;
+            }
+        } else {
+            for e in &h.done {
+                seq.serialize_element(e)?;
+            }
+            for e in &h.recorded {
+                seq.serialize_element(&e.render())?;
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryIn {
+    events: Vec<HistoryEvent>,
+    next_id: u64,
+    detail: HistoryDetail,
+}
+
+impl Serialize for History {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HistoryOut {
+            events: Events(self),
+            next_id: self.next_id,
+            detail: self.detail,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for History {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let h = HistoryIn::deserialize(d)?;
+        Ok(History {
+            done: h.events,
+            recorded: Vec::new(),
+            rendered: OnceLock::new(),
+            next_id: h.next_id,
+            detail: h.detail,
+        })
+    }
 }
 
 impl History {
     pub(crate) fn new(detail: HistoryDetail) -> Self {
         History {
-            events: Vec::new(),
             next_id: 1,
             detail,
+            ..History::default()
         }
+    }
+
+    /// The events in `GetExecutionHistory` shape.
+    pub(crate) fn events(&self) -> &[HistoryEvent] {
+        if self.recorded.is_empty() {
+            return &self.done;
+        }
+        self.rendered.get_or_init(|| {
+            let mut all = Vec::with_capacity(self.done.len() + self.recorded.len());
+            all.extend(self.done.iter().cloned());
+            all.extend(self.recorded.iter().map(Recorded::render));
+            all
+        })
     }
 
     /// Records an event; returns its id. `prev` is the previous event of the calling thread.
     pub(crate) fn record(
         &mut self,
         now: Timestamp,
-        event_type: &str,
+        event_type: &'static str,
         prev: u64,
-        details: Option<(&str, Value)>,
+        details: Option<(&'static str, Value)>,
+    ) -> u64 {
+        self.record_details(
+            now,
+            event_type,
+            prev,
+            details.map(|(k, v)| (k, Details::Value(v))),
+        )
+    }
+
+    /// Records an event whose details are rendered on read.
+    pub(crate) fn record_details(
+        &mut self,
+        now: Timestamp,
+        event_type: &'static str,
+        prev: u64,
+        details: Option<(&'static str, Details)>,
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         if self.detail != HistoryDetail::Off {
-            let mut m = Map::new();
-            if let Some((k, v)) = details {
-                m.insert(k.to_string(), v);
+            if self.rendered.get().is_some() {
+                self.rendered = OnceLock::new();
             }
-            self.events.push(HistoryEvent {
+            self.recorded.push(Recorded {
                 timestamp: now,
-                event_type: event_type.to_string(),
+                event_type,
                 id,
                 previous_event_id: prev,
-                details: m,
+                details,
             });
         }
         id
@@ -119,25 +374,4 @@ impl History {
     pub(crate) fn payloads(&self) -> bool {
         self.detail == HistoryDetail::Full
     }
-}
-
-/// `{"name": .., "input": "<json>", "inputDetails": {"truncated": false}}` style helper.
-pub(crate) fn payload_details(
-    payloads: bool,
-    fields: &[(&str, &str)],
-    key: &str,
-    value: Option<&Value>,
-) -> Value {
-    let mut m = Map::new();
-    for (k, v) in fields {
-        m.insert((*k).to_string(), Value::from(*v));
-    }
-    if payloads && let Some(v) = value {
-        m.insert(key.to_string(), Value::from(v.to_string()));
-        m.insert(
-            format!("{key}Details"),
-            serde_json::json!({"truncated": false}),
-        );
-    }
-    Value::Object(m)
 }

@@ -391,11 +391,11 @@ mod tests {
     fn history_names_split_service_and_action() {
         assert_eq!(
             history_names("arn:aws:states:::lambda:invoke"),
-            ("lambda".into(), "invoke".into())
+            ("lambda", "invoke")
         );
         assert_eq!(
             history_names("arn:aws:states:::sqs:sendMessage.waitForTaskToken"),
-            ("sqs".into(), "sendMessage.waitForTaskToken".into())
+            ("sqs", "sendMessage.waitForTaskToken")
         );
     }
 }

@@ -230,3 +230,37 @@ async fn failing_resource_of_a_callback_task_fails_without_parking() {
         ("SQS.QueueDoesNotExist".into(), "no queue".into())
     );
 }
+
+#[tokio::test]
+async fn history_read_mid_execution_stays_current_through_a_snapshot() {
+    // given a parked execution whose history was read once
+    let (mut exec, clock, resolver, token) = park(json!({})).await;
+    let parked = exec.history().to_vec();
+    assert_eq!(
+        parked.last().map(|e| e.event_type.as_str()),
+        Some("TaskSubmitted")
+    );
+    let entered = &parked[1].details["stateEnteredEventDetails"];
+    assert_eq!(entered["input"], json!("{\"order\":42}"));
+    // when it is serialised, read back and resumed
+    let snapshot = exec.to_json().expect("snapshot");
+    let mut back = Execution::from_json(&snapshot).expect("read back");
+    assert_eq!(back.history(), parked.as_slice());
+    back.send_task_success(&token, json!({"ok": true}))
+        .expect("callback");
+    exec.send_task_success(&token, json!({"ok": true}))
+        .expect("callback");
+    back.advance(&resolver, clock.as_ref()).await;
+    exec.advance(&resolver, clock.as_ref()).await;
+    // then both histories grew past the parked part, identically, payloads included
+    assert_eq!(back.status(), ExecutionStatus::Succeeded);
+    assert_eq!(back.history(), exec.history());
+    assert_eq!(&back.history()[..parked.len()], parked.as_slice());
+    let last = exec.history().last().expect("events");
+    assert_eq!(last.event_type, "ExecutionSucceeded");
+    assert_eq!(
+        last.details["executionSucceededEventDetails"]["output"],
+        json!("{\"order\":42,\"reply\":{\"ok\":true}}")
+    );
+    assert_eq!(exec.to_json().ok(), back.to_json().ok());
+}
