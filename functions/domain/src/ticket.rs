@@ -87,6 +87,56 @@ pub struct SurveyResult {
     pub at: Timestamp,
 }
 
+/// Free text that came with an answer, and what it was about. It may carry personal data, so
+/// it lives on the ticket only: never in the audit trail (which records the fact), the logs or
+/// the departments' feedback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RemarkText {
+    /// The customer declined the proposal (`decline.reason`).
+    DeclineReason { reason: String },
+    /// The customer asked for another resolution (`counter`).
+    Counter {
+        resolution: ResolutionKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
+        note: String,
+    },
+    /// The survey answer's `comment`.
+    SurveyComment { comment: String },
+    /// An agent turned the request down (`reject.reason`).
+    RejectReason { reason: String },
+}
+
+impl RemarkText {
+    /// The wire name of what the text is about (`decline_reason`).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            RemarkText::DeclineReason { .. } => "decline_reason",
+            RemarkText::Counter { .. } => "counter",
+            RemarkText::SurveyComment { .. } => "survey_comment",
+            RemarkText::RejectReason { .. } => "reject_reason",
+        }
+    }
+
+    /// The free text itself.
+    pub fn text(&self) -> &str {
+        match self {
+            RemarkText::DeclineReason { reason } | RemarkText::RejectReason { reason } => reason,
+            RemarkText::Counter { note, .. } => note,
+            RemarkText::SurveyComment { comment } => comment,
+        }
+    }
+}
+
+/// A text answer kept for the person who handles the ticket: who wrote it, when, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remark {
+    pub by: Actor,
+    pub at: Timestamp,
+    pub text: RemarkText,
+}
+
 /// An answer the ticket already took (`POST /responses`), kept so an identical repeat is
 /// recognised and changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +180,9 @@ pub struct Ticket {
     pub resolution: Option<ResolutionKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyResult>,
+    /// Text answers, oldest first (absent in records written before they were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remarks: Vec<Remark>,
 }
 
 impl Ticket {
@@ -170,6 +223,7 @@ impl Ticket {
             returned: Vec::new(),
             resolution: None,
             survey: None,
+            remarks: Vec::new(),
         };
         (ticket, first)
     }
@@ -273,6 +327,90 @@ mod tests {
         let token = TaskToken::new("AQCEAAAAKgAAAAMAAAAAAAAAAf-secret").unwrap();
         assert_eq!(format!("{token:?}"), "TaskToken(<redacted>)");
         assert!(TaskToken::new("").is_none());
+    }
+
+    fn remarks() -> Vec<Remark> {
+        let at = "2026-11-21T10:00:00Z".parse().unwrap();
+        let cny = "CNY".parse().unwrap();
+        vec![
+            Remark {
+                by: Actor::Customer,
+                at,
+                text: RemarkText::Counter {
+                    resolution: ResolutionKind::PriceAdjustment,
+                    amount: Some(Money::new(5000, cny)),
+                    note: "I would keep it for a partial refund".into(),
+                },
+            },
+            Remark {
+                by: Actor::Agent {
+                    id: "agent-7".into(),
+                },
+                at,
+                text: RemarkText::RejectReason {
+                    reason: "Damage caused by misuse".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn remarks_round_trip_with_their_kind_as_tag() {
+        let mut ticket = open();
+        ticket.remarks = remarks();
+        let json = serde_json::to_value(&ticket).unwrap();
+        assert_eq!(json["remarks"][0]["text"]["kind"], "counter");
+        assert_eq!(json["remarks"][0]["text"]["amount"]["minor"], 5000);
+        assert_eq!(json["remarks"][1]["text"]["kind"], "reject_reason");
+        assert_eq!(serde_json::from_value::<Ticket>(json).unwrap(), ticket);
+    }
+
+    #[test]
+    fn a_record_written_before_remarks_were_kept_loads_without_them() {
+        let ticket = open();
+        let mut json = serde_json::to_value(&ticket).unwrap();
+        assert!(json.get("remarks").is_none(), "no empty list is written");
+        json.as_object_mut().unwrap().remove("remarks");
+        assert!(
+            serde_json::from_value::<Ticket>(json)
+                .unwrap()
+                .remarks
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_remark_names_its_kind_and_gives_its_text() {
+        let texts = [
+            (
+                RemarkText::DeclineReason {
+                    reason: "too slow".into(),
+                },
+                "decline_reason",
+                "too slow",
+            ),
+            (
+                RemarkText::SurveyComment {
+                    comment: "thanks".into(),
+                },
+                "survey_comment",
+                "thanks",
+            ),
+            (
+                remarks()[0].text.clone(),
+                "counter",
+                "I would keep it for a partial refund",
+            ),
+            (
+                remarks()[1].text.clone(),
+                "reject_reason",
+                "Damage caused by misuse",
+            ),
+        ];
+        for (remark, kind, text) in texts {
+            assert_eq!((remark.kind(), remark.text()), (kind, text));
+            assert_eq!(serde_json::to_value(&remark).unwrap()["kind"], kind);
+        }
     }
 
     #[test]

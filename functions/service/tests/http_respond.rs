@@ -689,3 +689,90 @@ async fn wrong_methods_and_unknown_routes_are_refused() {
     assert_eq!(status(&get_responses), 405);
     assert_eq!(status(&unknown), 404);
 }
+
+async fn status_of(w: &World, id: &TicketId) -> Value {
+    let response = handle(signed_get(&format!("/v1/tickets/{id}")), &w.deps).await;
+    assert_eq!(status(&response), 200);
+    body(&response)
+}
+
+#[tokio::test]
+async fn text_answers_are_kept_on_the_ticket_shown_in_its_status_and_kept_out_of_the_trail() {
+    let cases = [
+        (
+            WaitKind::Decision,
+            json!({"kind": "decision", "decline": {"reason": "Too slow, call me on 139 5550 1234"}}),
+            json!({"actor": "customer", "kind": "decline_reason",
+                   "text": "Too slow, call me on 139 5550 1234"}),
+        ),
+        (
+            WaitKind::Decision,
+            json!({"kind": "decision", "counter": {"kind": "price_adjustment", "amount": 5000,
+                   "note": "I keep it for 50 yuan back"}}),
+            json!({"actor": "customer", "kind": "counter", "text": "I keep it for 50 yuan back",
+                   "resolution": "price_adjustment", "amount": 5000, "currency": "CNY"}),
+        ),
+        (
+            WaitKind::Survey,
+            json!({"kind": "survey", "score": 2, "comment": "The courier was rude"}),
+            json!({"actor": "customer", "kind": "survey_comment", "text": "The courier was rude"}),
+        ),
+        (
+            WaitKind::Agent,
+            json!({"kind": "agent_decision", "agent": "a-17",
+                   "reject": {"reason": "The damage comes from a fall after delivery"}}),
+            json!({"actor": "agent", "kind": "reject_reason",
+                   "text": "The damage comes from a fall after delivery"}),
+        ),
+    ];
+    for (kind, answer_body, mut expected) in cases {
+        let w = world();
+        let ticket = waiting(&w, kind).await;
+
+        let response = answer(&w, &ticket.id, answer_body.clone()).await;
+
+        assert_eq!(status(&response), 202, "{answer_body}");
+        let text = expected["text"].as_str().unwrap().to_owned();
+        let stored = stored(&w, &ticket.id).await;
+        assert_eq!(stored.remarks.len(), 1, "{answer_body}");
+        assert_eq!(stored.remarks[0].text.text(), text);
+        assert_eq!(stored.remarks[0].at, now());
+        let status = status_of(&w, &ticket.id).await;
+        expected["at"] = json!(now().to_string());
+        assert_eq!(status["remarks"], json!([expected]), "{answer_body}");
+        assert!(
+            !status.to_string().contains("a-17"),
+            "no staff id: {status}"
+        );
+        let trail = format!("{:?}", w.store.audit_trail(&ticket.id).await.unwrap());
+        assert!(
+            !trail.contains(&text),
+            "the trail records the fact only: {trail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_without_text_keep_no_remarks() {
+    let w = world();
+    let ticket = waiting(&w, WaitKind::Survey).await;
+
+    let response = answer(&w, &ticket.id, json!({"kind": "survey", "score": 5})).await;
+
+    assert_eq!(status(&response), 202);
+    assert!(stored(&w, &ticket.id).await.remarks.is_empty());
+    assert!(status_of(&w, &ticket.id).await.get("remarks").is_none());
+}
+
+#[tokio::test]
+async fn a_repeated_text_answer_is_kept_once() {
+    let w = world();
+    let ticket = waiting(&w, WaitKind::Decision).await;
+    let decline = json!({"kind": "decision", "decline": {"reason": "too slow"}});
+
+    let first = answer(&w, &ticket.id, decline.clone()).await;
+    let repeat = answer(&w, &ticket.id, decline).await;
+
+    assert_eq!((status(&first), status(&repeat)), (202, 200));
+    assert_eq!(stored(&w, &ticket.id).await.remarks.len(), 1);
+}

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, WaitKind};
 use aftersales_domain::request::MAX_URL_CHARS;
 use aftersales_domain::ticket::{
-    ChosenResolution, RecordedResponse, ReturnedLine, SurveyResult, TaskToken, Ticket,
+    ChosenResolution, RecordedResponse, Remark, RemarkText, ReturnedLine, SurveyResult, TaskToken,
+    Ticket,
 };
 use aftersales_domain::{Amount, Disposition, Evidence, LineId, Money, ResolutionKind, TicketId};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -205,7 +206,31 @@ pub fn status_document(ticket: &Ticket, trail: &[AuditEvent]) -> Value {
         })
         .collect();
     doc.insert("timeline".into(), Value::Array(timeline));
+    if !ticket.remarks.is_empty() {
+        let remarks = ticket.remarks.iter().map(remark_document).collect();
+        doc.insert("remarks".into(), Value::Array(remarks));
+    }
     Value::Object(doc)
+}
+
+/// A text answer as the API shows it: the role that wrote it, never a staff id.
+fn remark_document(remark: &Remark) -> Value {
+    let mut r = Map::new();
+    r.insert("at".into(), remark.at.to_string().into());
+    r.insert("actor".into(), actor_role(&remark.by).into());
+    r.insert("kind".into(), remark.text.kind().into());
+    r.insert("text".into(), remark.text.text().into());
+    if let RemarkText::Counter {
+        resolution, amount, ..
+    } = &remark.text
+    {
+        r.insert("resolution".into(), resolution.as_str().into());
+        if let Some(amount) = amount {
+            r.insert("amount".into(), amount.minor.into());
+            r.insert("currency".into(), amount.currency.code().into());
+        }
+    }
+    Value::Object(r)
 }
 
 /// Who acted, by role only: staff ids and step names are internal.
@@ -685,6 +710,8 @@ struct Outcome {
     actor: Actor,
     event: TicketEvent,
     detail: Detail,
+    /// The answer's free text, kept on the ticket (never in the audit event).
+    remark: Option<RemarkText>,
     /// What the waiting state receives (`docs/workflow-contract.md`).
     output: Value,
 }
@@ -699,6 +726,7 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                 actor: Actor::Customer,
                 event: TicketEvent::EvidenceReceived { items },
                 detail: Detail::Evidence(a.evidence.clone()),
+                remark: None,
                 output: json!({"kind": "evidence", "items": items}),
             }
         }
@@ -718,6 +746,7 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                         amount: option.amount,
                         chosen_by: Actor::Customer,
                     }),
+                    remark: None,
                     output: json!({"kind": "decision", "outcome": "accepted",
                                    "option_id": option_id, "resolution": option.kind.as_str()}),
                 }
@@ -729,6 +758,11 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                     actor: Actor::Customer,
                     event: TicketEvent::CounterOffered { kind: counter.kind },
                     detail: Detail::None,
+                    remark: Some(RemarkText::Counter {
+                        resolution: counter.kind,
+                        amount: counter.amount.map(|a| a.in_currency(currency)),
+                        note: counter.note.clone(),
+                    }),
                     output: json!({"kind": "decision", "outcome": "countered",
                                    "resolution": counter.kind.as_str()}),
                 }
@@ -737,6 +771,9 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                     actor: Actor::Customer,
                     event: TicketEvent::ProposalDeclined,
                     detail: Detail::None,
+                    remark: a.decline.as_ref().map(|d| RemarkText::DeclineReason {
+                        reason: d.reason.clone(),
+                    }),
                     output: json!({"kind": "decision", "outcome": "declined"}),
                 }
             }
@@ -754,6 +791,7 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                     all_restockable,
                 },
                 detail: Detail::Returned(returned),
+                remark: None,
                 output: json!({"kind": "return_received", "all_restockable": all_restockable,
                                "units": units}),
             }
@@ -764,6 +802,9 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
             detail: Detail::Survey(SurveyResult {
                 score: Some(a.score),
                 at: now,
+            }),
+            remark: a.comment.as_ref().map(|comment| RemarkText::SurveyComment {
+                comment: comment.clone(),
             }),
             output: json!({"kind": "survey", "score": a.score}),
         },
@@ -792,6 +833,9 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                     resolution: chosen.kind,
                 },
                 detail: Detail::Chosen(chosen),
+                remark: a.reject.as_ref().map(|r| RemarkText::RejectReason {
+                    reason: r.reason.clone(),
+                }),
                 output,
             }
         }
@@ -979,8 +1023,15 @@ fn record(
     let outcome = outcome(ticket, answer, now)?;
     let mut updated = ticket.clone();
     let audit = updated
-        .record(now, outcome.actor, outcome.event)
+        .record(now, outcome.actor.clone(), outcome.event)
         .map_err(|e| ApiError::conflict(e.to_string()))?;
+    if let Some(text) = outcome.remark {
+        updated.remarks.push(Remark {
+            by: outcome.actor,
+            at: now,
+            text,
+        });
+    }
     match outcome.detail {
         Detail::None => {}
         Detail::Evidence(items) => updated.request.problem.evidence.extend(items),
