@@ -5,8 +5,8 @@
 mod http_support;
 mod metrics_support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use aftersales_domain::{Policy, TicketId};
 use aftersales_service::adapters::workflow::{
@@ -19,11 +19,6 @@ use aftersales_service::signature::{WebhookSecret, sign};
 use aftersales_service::store::{DynamoStore, MemoryStore, TableNames, TicketStore, create_tables};
 use aftersales_service::testing::moto;
 use async_trait::async_trait;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
-    http_client_fn,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use base64::Engine;
 use http_support::*;
 use jiff::{SignedDuration, Timestamp};
@@ -190,37 +185,6 @@ fn assert_one_ticket(answers: &[(i64, Value)]) {
     assert!(answers.iter().all(|(_, body)| body == first), "{answers:?}");
 }
 
-/// Moto applies neither DynamoDB transactions nor `StartExecution` atomically across its
-/// request threads, where AWS serialises conflicting ones; so this binary sends moto one request
-/// at a time. The races under test stay: the 50 handlers still interleave between requests,
-/// read stale state and lose conditional writes.
-fn one_at_a_time(inner: SharedHttpClient) -> SharedHttpClient {
-    static TURN: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
-    http_client_fn(move |settings, components| {
-        SharedHttpConnector::new(OneAtATime {
-            inner: inner.http_connector(settings, components),
-            turn: Arc::clone(TURN.get_or_init(Arc::default)),
-        })
-    })
-}
-
-#[derive(Debug)]
-struct OneAtATime {
-    inner: SharedHttpConnector,
-    turn: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl HttpConnector for OneAtATime {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let inner = self.inner.clone();
-        let turn = Arc::clone(&self.turn);
-        HttpConnectorFuture::new(async move {
-            let _turn = turn.lock_owned().await;
-            inner.call(request).await
-        })
-    }
-}
-
 /// Tables and a state machine of their own in the shared moto server.
 async fn aws_world() -> (Arc<World>, Arc<DynamoStore>, aws_sdk_sfn::Client, String) {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -229,21 +193,13 @@ async fn aws_world() -> (Arc<World>, Arc<DynamoStore>, aws_sdk_sfn::Client, Stri
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let sdk = moto::shared().sdk_config().await;
-    let http = one_at_a_time(aws_smithy_http_client::Builder::new().build_http());
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .http_client(http.clone())
-            .build(),
-    );
+    // One request at a time, as AWS serialises conflicting ones (moto::one_at_a_time).
+    let sdk = moto::shared().serialised_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let tables = TableNames::with_prefix(&run);
     create_tables(&dynamodb, &tables).await.unwrap();
     let store = Arc::new(DynamoStore::new(dynamodb, tables));
-    let sfn = aws_sdk_sfn::Client::from_conf(
-        aws_sdk_sfn::config::Builder::from(&sdk)
-            .http_client(http)
-            .build(),
-    );
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
     let definition = json!({"StartAt": "Diagnose", "States": {
         "Diagnose": {"Type": "Wait", "Seconds": 600, "End": true}}});
     let arn = sfn

@@ -14,8 +14,15 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+    http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
 /// How long moto may take to answer after it was spawned.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -154,6 +161,16 @@ impl MotoServer {
             .await
     }
 
+    /// Like [`MotoServer::sdk_config`], but every client built from it sends its requests to
+    /// moto one at a time, process-wide (see [`one_at_a_time`]).
+    pub async fn serialised_sdk_config(&self) -> SdkConfig {
+        self.sdk_config()
+            .await
+            .into_builder()
+            .http_client(one_at_a_time())
+            .build()
+    }
+
     /// POSTs a JSON body to the moto API (e.g. `/moto-api/config`).
     pub fn post(&self, path: &str, json: &str) -> Result<(), MotoError> {
         let request = format!(
@@ -206,5 +223,42 @@ impl Drop for MotoServer {
             drop(stdin); // the watcher reads EOF and kills moto
             let _ = child.wait();
         }
+    }
+}
+
+/// A plain-HTTP client (moto listens on loopback without TLS) that lets one request at a time
+/// reach moto, across every client of this process that uses it.
+///
+/// Moto applies neither `TransactWriteItems` nor `StartExecution` atomically across its request
+/// threads: it checks each condition and writes item by item, and undoes a cancelled transaction
+/// by restoring a table snapshot taken when it began, which also erases writes that other
+/// requests made meanwhile. AWS serialises conflicting requests; so tests of concurrent callers
+/// send moto one request at a time. The races under test stay: the callers still interleave
+/// between requests, read stale state and lose conditional writes.
+pub fn one_at_a_time() -> SharedHttpClient {
+    static TURN: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
+    let inner = aws_smithy_http_client::Builder::new().build_http();
+    http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(OneAtATime {
+            inner: inner.http_connector(settings, components),
+            turn: Arc::clone(TURN.get_or_init(Arc::default)),
+        })
+    })
+}
+
+#[derive(Debug)]
+struct OneAtATime {
+    inner: SharedHttpConnector,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpConnector for OneAtATime {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let turn = Arc::clone(&self.turn);
+        HttpConnectorFuture::new(async move {
+            let _turn = turn.lock_owned().await;
+            inner.call(request).await
+        })
     }
 }
