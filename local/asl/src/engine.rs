@@ -43,7 +43,7 @@ use crate::definition::{
 };
 use crate::error::{ApiError, Failure};
 use crate::expr::{self, Env, ExprError};
-use crate::history::{Details, Field, History, HistoryDetail, HistoryEvent, Shared, with_payload};
+use crate::history::{Details, Field, Fields, History, HistoryDetail, HistoryEvent, Shared};
 use crate::resource::{self, IntegrationPattern, ResourceKind, ResourceResolver, TaskRequest};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -287,11 +287,10 @@ impl Execution {
         let def = &machine.def;
         let start = def.machines[def.root].start;
         let mut root = Frame::new(def.root, start, input.clone(), Map::new(), 0, now);
-        let details = with_payload(
-            vec![("roleArn", Field::Text(role_arn.clone()))],
-            history.payloads(),
-            "input",
-            &root.input,
+        let details = Details::Fields(
+            Fields::new()
+                .text("roleArn", Field::Text(role_arn.clone()))
+                .payload(history.payloads(), "input", &root.input),
         );
         root.last_event = history.record_details(
             now,
@@ -358,8 +357,11 @@ impl Execution {
             match result {
                 Ok(v) => {
                     let v = v.clone();
-                    let details =
-                        with_payload(Vec::new(), self.core.history.payloads(), "output", &v);
+                    let details = Details::Fields(Fields::new().payload(
+                        self.core.history.payloads(),
+                        "output",
+                        &v,
+                    ));
                     self.core.history.record_details(
                         now,
                         "ExecutionSucceeded",
@@ -730,11 +732,10 @@ impl Cx<'_> {
 
     /// `{"name": <state>, "<key>": <payload>, "<key>Details": ...}`.
     fn state_details(&self, state: &State, key: &'static str, value: &Shared) -> Details {
-        with_payload(
-            vec![("name", Field::Str(state.name.clone()))],
-            self.payloads(),
-            key,
-            value,
+        Details::Fields(
+            Fields::new()
+                .text("name", Field::Str(state.name.clone()))
+                .payload(self.payloads(), key, value),
         )
     }
 
@@ -1521,13 +1522,12 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
                 (None, params)
             };
             if lambda {
-                let mut f = vec![("resource", Field::Str(spec.resource_text.clone()))];
+                let mut f = Fields::new().text("resource", Field::Str(spec.resource_text.clone()));
                 if let Some(p) = &shown {
-                    f.push(("input", Field::Payload(p.clone())));
-                    f.push(("inputDetails", Field::NotTruncated));
+                    f = f.payload(true, "input", p);
                 }
                 if let Some(t) = timeout {
-                    f.push(("timeoutInSeconds", Field::U64(t)));
+                    f = f.number("timeoutInSeconds", t);
                 }
                 cx.record_details(
                     frame,
@@ -1537,16 +1537,15 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
                 );
                 cx.record(frame, "LambdaFunctionStarted", None);
             } else {
-                let mut f = resource_fields(spec);
-                f.push(("region", Field::Static("us-east-1")));
+                let mut f = resource_fields(spec).text("region", Field::Static("us-east-1"));
                 if let Some(p) = &shown {
-                    f.push(("parameters", Field::Payload(p.clone())));
+                    f = f.bare_payload("parameters", p);
                 }
                 if let Some(t) = timeout {
-                    f.push(("timeoutInSeconds", Field::U64(t)));
+                    f = f.number("timeoutInSeconds", t);
                 }
                 if let Some(h) = heartbeat {
-                    f.push(("heartbeatInSeconds", Field::U64(h)));
+                    f = f.number("heartbeatInSeconds", h);
                 }
                 cx.record_details(
                     frame,
@@ -1604,12 +1603,11 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             };
             match (invoked, token) {
                 (Ok(submitted), Some(token)) => {
-                    let details = with_payload(
-                        resource_fields(spec),
+                    let details = Details::Fields(resource_fields(spec).payload(
                         cx.payloads(),
                         "output",
                         &Shared::new(submitted),
-                    );
+                    ));
                     cx.record_details(frame, "TaskSubmitted", "taskSubmittedEventDetails", details);
                     frame.step = Step::Callback(Box::new(Waiting {
                         token,
@@ -1685,7 +1683,7 @@ fn finish_task(
             });
             let payloads = cx.payloads();
             if lambda && !callback {
-                let d = with_payload(Vec::new(), payloads, "output", &result);
+                let d = Details::Fields(Fields::new().payload(payloads, "output", &result));
                 cx.record_details(
                     frame,
                     "LambdaFunctionSucceeded",
@@ -1693,7 +1691,7 @@ fn finish_task(
                     d,
                 );
             } else {
-                let d = with_payload(resource_fields(spec), payloads, "output", &result);
+                let d = Details::Fields(resource_fields(spec).payload(payloads, "output", &result));
                 cx.record_details(frame, "TaskSucceeded", "taskSucceededEventDetails", d);
             }
             if let Err(f) = complete(cx, frame, state, result) {
@@ -1728,11 +1726,10 @@ fn finish_task(
 }
 
 /// `resourceType` and `resource` as task events show them.
-fn resource_fields(spec: &TaskSpec) -> Vec<(&'static str, Field)> {
-    vec![
-        ("resourceType", Field::Str(spec.history_type.clone())),
-        ("resource", Field::Str(spec.history_resource.clone())),
-    ]
+fn resource_fields(spec: &TaskSpec) -> Fields {
+    Fields::new()
+        .text("resourceType", Field::Str(spec.history_type.clone()))
+        .text("resource", Field::Str(spec.history_resource.clone()))
 }
 
 /// What the resolver gets: for `lambda:invoke` the `Payload` and the other parameters apart.

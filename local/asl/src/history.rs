@@ -137,17 +137,12 @@ impl<'de> Deserialize<'de> for Shared {
     }
 }
 
-/// One member of an event's details, rendered when the history is read.
+/// A text member of an event's details.
 #[derive(Debug, Clone)]
 pub(crate) enum Field {
     Str(Arc<str>),
     Static(&'static str),
     Text(String),
-    U64(u64),
-    /// A payload: rendered as its compact JSON text.
-    Payload(Shared),
-    /// `{"truncated": false}` (the `*Details` of a payload).
-    NotTruncated,
 }
 
 impl Field {
@@ -156,14 +151,80 @@ impl Field {
             Field::Str(s) => Value::String(s.to_string()),
             Field::Static(s) => Value::String((*s).to_owned()),
             Field::Text(s) => Value::String(s.clone()),
-            Field::U64(n) => Value::from(*n),
-            Field::Payload(v) => Value::String(serde_json::to_string(&**v).unwrap_or_default()),
-            Field::NotTruncated => {
-                let mut m = Map::new();
-                m.insert("truncated".into(), Value::Bool(false));
-                Value::Object(m)
+        }
+    }
+}
+
+/// The members of a details object as recorded (no allocation): up to three text members,
+/// then a payload (rendered as its compact JSON text, optionally followed by
+/// `<key>Details: {"truncated": false}`), then up to two numbers; rendered in that order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fields {
+    head: [Option<(&'static str, Field)>; 3],
+    payload: Option<(&'static str, Shared, bool)>,
+    tail: [Option<(&'static str, u64)>; 2],
+}
+
+impl Fields {
+    pub(crate) fn new() -> Fields {
+        Fields::default()
+    }
+
+    /// Adds a text member (at most three).
+    pub(crate) fn text(mut self, key: &'static str, value: Field) -> Fields {
+        if let Some(slot) = self.head.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((key, value));
+        }
+        self
+    }
+
+    /// Adds `key` (the payload's JSON text) and `<key>Details`, if payloads are kept.
+    pub(crate) fn payload(mut self, payloads: bool, key: &'static str, value: &Shared) -> Fields {
+        if payloads {
+            self.payload = Some((key, value.clone(), true));
+        }
+        self
+    }
+
+    /// Adds `key` (the payload's JSON text) without a `*Details` member.
+    pub(crate) fn bare_payload(mut self, key: &'static str, value: &Shared) -> Fields {
+        self.payload = Some((key, value.clone(), false));
+        self
+    }
+
+    /// Adds a number member (at most two).
+    pub(crate) fn number(mut self, key: &'static str, value: u64) -> Fields {
+        if let Some(slot) = self.tail.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((key, value));
+        }
+        self
+    }
+
+    fn render(&self) -> Value {
+        let mut m = Map::with_capacity(7);
+        for (k, f) in self.head.iter().flatten() {
+            m.insert((*k).to_owned(), f.render());
+        }
+        if let Some((k, v, with_details)) = &self.payload {
+            m.insert(
+                (*k).to_owned(),
+                Value::String(serde_json::to_string(&**v).unwrap_or_default()),
+            );
+            if *with_details {
+                let details_key = match *k {
+                    "input" => "inputDetails",
+                    "output" => "outputDetails",
+                    _ => "parametersDetails",
+                };
+                let mut d = Map::new();
+                d.insert("truncated".into(), Value::Bool(false));
+                m.insert(details_key.to_owned(), Value::Object(d));
             }
         }
+        for (k, n) in self.tail.iter().flatten() {
+            m.insert((*k).to_owned(), Value::from(*n));
+        }
+        Value::Object(m)
     }
 }
 
@@ -172,28 +233,7 @@ impl Field {
 pub(crate) enum Details {
     /// Built already (failures, Map and Parallel events).
     Value(Value),
-    /// Members in order.
-    Fields(Vec<(&'static str, Field)>),
-}
-
-/// The members of a details object with an optional payload: `fields`, then `key` (the payload
-/// as JSON text) and `<key>Details` (`{"truncated": false}`) when payloads are kept.
-pub(crate) fn with_payload(
-    mut fields: Vec<(&'static str, Field)>,
-    payloads: bool,
-    key: &'static str,
-    value: &Shared,
-) -> Details {
-    if payloads {
-        let details_key = match key {
-            "input" => "inputDetails",
-            "output" => "outputDetails",
-            _ => "parametersDetails",
-        };
-        fields.push((key, Field::Payload(value.clone())));
-        fields.push((details_key, Field::NotTruncated));
-    }
-    Details::Fields(fields)
+    Fields(Fields),
 }
 
 /// An event as recorded, rendered on read.
@@ -212,13 +252,7 @@ impl Recorded {
         if let Some((key, d)) = &self.details {
             let v = match d {
                 Details::Value(v) => v.clone(),
-                Details::Fields(fields) => {
-                    let mut m = Map::with_capacity(fields.len());
-                    for (k, f) in fields {
-                        m.insert((*k).to_owned(), f.render());
-                    }
-                    Value::Object(m)
-                }
+                Details::Fields(fields) => fields.render(),
             };
             details.insert((*key).to_owned(), v);
         }
@@ -310,6 +344,8 @@ impl<'de> Deserialize<'de> for History {
 impl History {
     pub(crate) fn new(detail: HistoryDetail) -> Self {
         History {
+            // room for a typical execution's events without regrowing
+            recorded: Vec::with_capacity(if detail == HistoryDetail::Off { 0 } else { 64 }),
             next_id: 1,
             detail,
             ..History::default()
