@@ -156,6 +156,13 @@ pub(crate) struct State {
     /// the execution input into it is skipped otherwise: a 10,000-item Map would copy it
     /// 10,000 times).
     pub context_input: bool,
+    /// Every `$$` in the state is `$$.Task.Token`: with a task token, the context object is
+    /// just `{"Task": {"Token": ..}}`.
+    pub context_token_only: bool,
+    /// A `lambda:invoke` result is only read through `Payload` (a ResultSelector reading
+    /// `$.Payload...`, or not at all): the full response (`SdkHttpMetadata`, ...) is then built
+    /// only for the history, when it is read.
+    pub lambda_result_payload_only: bool,
     /// The state is written in JSONata (not supported by this engine beyond literal fields).
     pub jsonata: bool,
     /// JSONata `Output` field (literal values only).
@@ -1370,6 +1377,12 @@ impl Loader {
         let text = serde_json::to_string(sv).unwrap_or_else(|_| "$$".to_string());
         let uses_context = text.contains("$$");
         let context_input = needs_execution_input(&text);
+        let context_token_only = only_task_token(&text);
+        let lambda_result_payload_only = !jsonata
+            && match &result_selector {
+                Some(rs) => reads_only_payload(rs),
+                None => matches!(result_path, PathField::Null) && assign.is_none(),
+            };
         Some(State {
             name: Arc::from(name),
             kind,
@@ -1384,9 +1397,52 @@ impl Loader {
             assign,
             uses_context,
             context_input,
+            context_token_only,
+            lambda_result_payload_only,
             jsonata,
             output,
         })
+    }
+}
+
+/// Whether every `$$` in a state's text is exactly `$$.Task.Token` (not followed by more path).
+fn only_task_token(text: &str) -> bool {
+    text.match_indices("$$").all(|(i, _)| {
+        text[i + 2..]
+            .strip_prefix(".Task.Token")
+            .is_some_and(|rest| {
+                !rest
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | '$'))
+            })
+    })
+}
+
+/// Whether a ResultSelector reads the task result only below `$.Payload` (context and variable
+/// paths read no result; intrinsic calls and other forms count as reading it all).
+fn reads_only_payload(template: &Value) -> bool {
+    match template {
+        Value::Object(m) => m.iter().all(|(k, v)| {
+            if k.ends_with(".$") {
+                v.as_str().is_some_and(|p| {
+                    let p = p.trim();
+                    if p.starts_with("$$") {
+                        return true;
+                    }
+                    if let Some(rest) = p.strip_prefix("$.Payload") {
+                        return rest.is_empty() || rest.starts_with('.') || rest.starts_with('[');
+                    }
+                    p.strip_prefix('$')
+                        .and_then(|r| r.chars().next())
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                })
+            } else {
+                reads_only_payload(v)
+            }
+        }),
+        Value::Array(a) => a.iter().all(reads_only_payload),
+        _ => true,
     }
 }
 
@@ -1407,4 +1463,43 @@ fn needs_execution_input(text: &str) -> bool {
         let rest = &text[i + 2..];
         !SAFE.iter().any(|s| rest.starts_with(s))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_task_token_accepts_exactly_the_token_path() {
+        assert!(only_task_token(r#"{"t.$":"$$.Task.Token","a.$":"$.x"}"#));
+        assert!(only_task_token(
+            r#"{"t.$":"States.Format('{}', $$.Task.Token)"}"#
+        ));
+        assert!(only_task_token(r#"{"a.$":"$.x"}"#));
+        assert!(!only_task_token(r#"{"t.$":"$$.Task.Token.x"}"#));
+        assert!(!only_task_token(r#"{"t.$":"$$.Task.TokenX"}"#));
+        assert!(!only_task_token(r#"{"t.$":"$$.Task"}"#));
+        assert!(!only_task_token(
+            r#"{"t.$":"$$.Task.Token","n.$":"$$.State.Name"}"#
+        ));
+        assert!(!only_task_token(r#"{"c.$":"$$"}"#));
+    }
+
+    #[test]
+    fn reads_only_payload_accepts_payload_context_and_variable_paths() {
+        assert!(reads_only_payload(
+            &json!({"a.$": "$.Payload.route", "b.$": "$.Payload", "c.$": "$$.Execution.Id",
+                    "d.$": "$var.x", "e": {"f.$": "$.Payload[0]"}, "g": "$.StatusCode"})
+        ));
+        assert!(!reads_only_payload(&json!({"a.$": "$.StatusCode"})));
+        assert!(!reads_only_payload(&json!({"a.$": "$"})));
+        assert!(!reads_only_payload(&json!({"a.$": "$.PayloadX"})));
+        assert!(!reads_only_payload(&json!({"a.$": "$['Payload']"})));
+        assert!(!reads_only_payload(&json!({"a.$": "$..Payload"})));
+        assert!(!reads_only_payload(
+            &json!({"a.$": "States.JsonToString($.Payload)"})
+        ));
+        assert!(!reads_only_payload(&json!([{"a.$": "$.SdkHttpMetadata"}])));
+    }
 }

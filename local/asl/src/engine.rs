@@ -769,6 +769,12 @@ impl Cx<'_> {
         if !state.uses_context {
             return Value::Null;
         }
+        if state.context_token_only
+            && let Some(t) = token
+        {
+            // every `$$` in the state is `$$.Task.Token`
+            return json!({"Task": {"Token": t}});
+        }
         let info = &self.core.info;
         let mut ctx = json!({
             "Execution": {
@@ -957,10 +963,21 @@ fn complete(
     frame: &mut Frame,
     state: &State,
     result: Shared,
+    lambda_request: Option<u128>,
 ) -> Result<(), Failure> {
     let ctx = cx.context(state, frame, None);
     let selected = match &state.result_selector {
-        Some(rs) => Shared::new(template(state, frame, rs, &result, &ctx)?),
+        Some(rs) => match (template(state, frame, rs, &result, &ctx), lambda_request) {
+            (Ok(v), _) => Shared::new(v),
+            // `result` is a lambda:invoke response reduced to `{"Payload": ..}`: the failure
+            // quotes the whole response, as without the reduction
+            (Err(_), Some(id)) => {
+                let payload = result.get("Payload").cloned().unwrap_or(Value::Null);
+                let full = resource::lambda_invoke_response(payload, &resource::uuid_text(id));
+                Shared::new(template(state, frame, rs, &full, &ctx)?)
+            }
+            (Err(f), None) => return Err(f),
+        },
         None => result,
     };
     let new_vars = assign(state, frame, state.assign.as_ref(), &selected, &ctx)?;
@@ -1265,7 +1282,7 @@ fn run_pass(
             None => shared_input(state, frame, &ctx)?,
         },
     };
-    complete(cx, frame, state, result)
+    complete(cx, frame, state, result, None)
 }
 
 fn run_choice(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), Failure> {
@@ -1675,9 +1692,19 @@ fn finish_task(
 ) {
     match outcome {
         Ok(v) => {
+            // a lambda:invoke response read only through `Payload` is kept as `{"Payload": ..}`
+            // (the whole response is built for the history when it is read)
+            let mut lambda_request = None;
             let result = Shared::new(if wrap && !callback {
-                let request_id = resource::new_uuid();
-                resource::lambda_invoke_response(v, &request_id)
+                let request_id: u128 = rand::random();
+                if state.lambda_result_payload_only {
+                    lambda_request = Some(request_id);
+                    let mut m = Map::new();
+                    m.insert("Payload".into(), v);
+                    Value::Object(m)
+                } else {
+                    resource::lambda_invoke_response(v, &resource::uuid_text(request_id))
+                }
             } else {
                 v
             });
@@ -1691,10 +1718,14 @@ fn finish_task(
                     d,
                 );
             } else {
-                let d = Details::Fields(resource_fields(spec).payload(payloads, "output", &result));
+                let f = resource_fields(spec);
+                let d = Details::Fields(match lambda_request {
+                    Some(id) => f.lambda_response(payloads, "output", &result, id),
+                    None => f.payload(payloads, "output", &result),
+                });
                 cx.record_details(frame, "TaskSucceeded", "taskSucceededEventDetails", d);
             }
-            if let Err(f) = complete(cx, frame, state, result) {
+            if let Err(f) = complete(cx, frame, state, result, lambda_request) {
                 fail_state(cx, frame, state, f);
             }
         }
@@ -1957,7 +1988,7 @@ async fn drive_fanout(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> bool
         None,
     );
     let results = std::mem::take(&mut fan.results);
-    if let Err(f) = complete(cx, frame, state, Shared::new(Value::Array(results))) {
+    if let Err(f) = complete(cx, frame, state, Shared::new(Value::Array(results)), None) {
         fail_state(cx, frame, state, f);
     }
     true

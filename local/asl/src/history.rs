@@ -161,7 +161,7 @@ impl Field {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Fields {
     head: [Option<(&'static str, Field)>; 3],
-    payload: Option<(&'static str, Shared, bool)>,
+    payload: Option<(&'static str, Payload, bool)>,
     tail: [Option<(&'static str, u64)>; 2],
 }
 
@@ -181,14 +181,33 @@ impl Fields {
     /// Adds `key` (the payload's JSON text) and `<key>Details`, if payloads are kept.
     pub(crate) fn payload(mut self, payloads: bool, key: &'static str, value: &Shared) -> Fields {
         if payloads {
-            self.payload = Some((key, value.clone(), true));
+            self.payload = Some((key, Payload::Value(value.clone()), true));
         }
         self
     }
 
     /// Adds `key` (the payload's JSON text) without a `*Details` member.
     pub(crate) fn bare_payload(mut self, key: &'static str, value: &Shared) -> Fields {
-        self.payload = Some((key, value.clone(), false));
+        self.payload = Some((key, Payload::Value(value.clone()), false));
+        self
+    }
+
+    /// Adds a `lambda:invoke` response given as `{"Payload": ..}` and its request id (see
+    /// [`Payload::LambdaResponse`]), with `<key>Details`, if payloads are kept.
+    pub(crate) fn lambda_response(
+        mut self,
+        payloads: bool,
+        key: &'static str,
+        value: &Shared,
+        request_id: u128,
+    ) -> Fields {
+        if payloads {
+            self.payload = Some((
+                key,
+                Payload::LambdaResponse(value.clone(), request_id),
+                true,
+            ));
+        }
         self
     }
 
@@ -206,10 +225,7 @@ impl Fields {
             m.insert((*k).to_owned(), f.render());
         }
         if let Some((k, v, with_details)) = &self.payload {
-            m.insert(
-                (*k).to_owned(),
-                Value::String(serde_json::to_string(&**v).unwrap_or_default()),
-            );
+            m.insert((*k).to_owned(), Value::String(v.render()));
             if *with_details {
                 let details_key = match *k {
                     "input" => "inputDetails",
@@ -225,6 +241,32 @@ impl Fields {
             m.insert((*k).to_owned(), Value::from(*n));
         }
         Value::Object(m)
+    }
+}
+
+/// A payload of an event.
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    Value(Shared),
+    /// The response of `arn:aws:states:::lambda:invoke` around `{"Payload": ..}`'s payload, with
+    /// this request id (built only when rendered).
+    LambdaResponse(Shared, u128),
+}
+
+impl Payload {
+    /// Compact JSON text.
+    fn render(&self) -> String {
+        match self {
+            Payload::Value(v) => serde_json::to_string(&**v).unwrap_or_default(),
+            Payload::LambdaResponse(v, id) => {
+                let payload = v.get("Payload").cloned().unwrap_or(Value::Null);
+                let full = crate::resource::lambda_invoke_response(
+                    payload,
+                    &crate::resource::uuid_text(*id),
+                );
+                serde_json::to_string(&full).unwrap_or_default()
+            }
+        }
     }
 }
 

@@ -217,7 +217,12 @@ fn invoke_response_template() -> Value {
 /// A random (version 4) UUID as text, from the thread's userspace generator (no system call per
 /// id, unlike `Uuid::new_v4` without uuid's `fast-rng`).
 pub(crate) fn new_uuid() -> String {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    uuid_text(rand::random())
+}
+
+/// The version 4 UUID text for 128 random bits.
+pub(crate) fn uuid_text(bits: u128) -> String {
+    let id = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     id.hyphenated().encode_lower(&mut buf).to_owned()
 }

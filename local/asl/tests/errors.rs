@@ -239,3 +239,52 @@ async fn parallel_and_map_states_retry_their_whole_body() {
         t0() + SignedDuration::from_secs(3)
     );
 }
+
+#[tokio::test]
+async fn a_lambda_invoke_result_selector_missing_path_quotes_the_whole_response() {
+    // given a lambda:invoke task whose ResultSelector reads a member the payload lacks
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload": {"a": 1}},
+        "ResultSelector": {"x.$": "$.Payload.missing"}, "End": true}}});
+    let (exec, _, _) = run_with(def, json!({}), |_, _| Ok(json!({"present": true}))).await;
+    // then the failure quotes the service's whole response, SdkHttpMetadata included
+    let (error, cause) = assert_failed(&exec);
+    assert_eq!(error, "States.Runtime");
+    assert!(
+        cause.contains("could not be found in the input '{\"ExecutedVersion\":\"$LATEST\",\"Payload\":{\"present\":true},\"SdkHttpMetadata\":"),
+        "{cause}"
+    );
+    // and the history shows the whole response too
+    let succeeded = exec
+        .history()
+        .iter()
+        .find(|e| e.event_type == "TaskSucceeded")
+        .expect("TaskSucceeded");
+    let output = succeeded.details["taskSucceededEventDetails"]["output"]
+        .as_str()
+        .expect("output text");
+    let response: Value = serde_json::from_str(output).expect("json");
+    assert_eq!(response["Payload"], json!({"present": true}));
+    assert_eq!(response["StatusCode"], json!(200));
+    let id = &response["SdkResponseMetadata"]["RequestId"];
+    assert_eq!(
+        &response["SdkHttpMetadata"]["HttpHeaders"]["x-amzn-RequestId"],
+        id
+    );
+    assert!(cause.contains(id.as_str().expect("request id")), "{cause}");
+}
+
+#[tokio::test]
+async fn a_lambda_invoke_result_selector_reading_payload_sees_the_function_result() {
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload.$": "$"},
+        "ResultSelector": {"r.$": "$.Payload.route", "all.$": "$.Payload", "n": 1},
+        "ResultPath": "$.out", "End": true}}});
+    let (exec, _, _) = run_with(def, json!({"k": 2}), |_, _| Ok(json!({"route": "x"}))).await;
+    assert_eq!(
+        assert_succeeded(&exec),
+        json!({"k": 2, "out": {"r": "x", "all": {"route": "x"}, "n": 1}})
+    );
+}
