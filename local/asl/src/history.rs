@@ -316,7 +316,10 @@ impl Recorded {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     done: Vec<HistoryEvent>,
-    recorded: Vec<Recorded>,
+    /// One small allocation per event rather than one big list: a list of whole events
+    /// (over 1 KiB) makes glibc's malloc consolidate its fast bins on every execution.
+    #[allow(clippy::vec_box)]
+    recorded: Vec<Box<Recorded>>,
     rendered: OnceLock<Vec<HistoryEvent>>,
     pub(crate) next_id: u64,
     pub(crate) detail: HistoryDetail,
@@ -402,7 +405,7 @@ impl History {
         self.rendered.get_or_init(|| {
             let mut all = Vec::with_capacity(self.done.len() + self.recorded.len());
             all.extend(self.done.iter().cloned());
-            all.extend(self.recorded.iter().map(Recorded::render));
+            all.extend(self.recorded.iter().map(|e| e.render()));
             all
         })
     }
@@ -437,13 +440,13 @@ impl History {
             if self.rendered.get().is_some() {
                 self.rendered = OnceLock::new();
             }
-            self.recorded.push(Recorded {
+            self.recorded.push(Box::new(Recorded {
                 timestamp: now,
                 event_type,
                 id,
                 previous_event_id: prev,
                 details,
-            });
+            }));
         }
         id
     }
