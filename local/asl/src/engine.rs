@@ -965,7 +965,15 @@ fn complete(
     result: Shared,
     lambda_request: Option<u128>,
 ) -> Result<(), Failure> {
-    let ctx = cx.context(state, frame, None);
+    // only ResultSelector, Assign and OutputPath read the context object here
+    let ctx = if state.result_selector.is_some()
+        || state.assign.is_some()
+        || matches!(state.output_path, PathField::Path(_))
+    {
+        cx.context(state, frame, None)
+    } else {
+        Value::Null
+    };
     let selected = match &state.result_selector {
         Some(rs) => match (template(state, frame, rs, &result, &ctx), lambda_request) {
             (Ok(v), _) => Shared::new(v),
