@@ -130,6 +130,10 @@ pub struct Ticket {
     pub resolution: Option<ResolutionKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyResult>,
+    /// The acknowledgement message is owed to the customer: `accept` sets it (it has no
+    /// notification channels); the first `notify` sends the message, then clears it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acknowledgement_owed: bool,
 }
 
 impl Ticket {
@@ -170,6 +174,7 @@ impl Ticket {
             returned: Vec::new(),
             resolution: None,
             survey: None,
+            acknowledgement_owed: false,
         };
         (ticket, first)
     }
