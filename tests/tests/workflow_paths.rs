@@ -1609,6 +1609,138 @@ async fn refund_conflict_goes_to_an_agent() -> Outcome {
     .await
 }
 
+/// Two tickets claim the same order line. The first is refunded in full; an agent then grants
+/// the second a refund too, and execute-refund's cap refuses it (the order's ledger has nothing
+/// left: `PolicyViolation`). The run goes back to a person, never fails, and the gateway pays
+/// once for the order.
+async fn refund_cap_taken_by_another_ticket() -> Outcome {
+    // the agents' SLA outlasts the first ticket's survey delay (one virtual clock for both)
+    let text = std::fs::read_to_string(
+        repo_root()
+            .join("functions")
+            .join("domain")
+            .join("policy")
+            .join("default.toml"),
+    )
+    .map_err(|e| e.to_string())?
+    .replace("\nsla = \"24h\"", "\nsla = \"72h\"");
+    let policy = Policy::from_toml_str(&text).map_err(|e| e.to_string())?;
+    let first = Run::start_with(cheap(), policy).await?;
+    let stack = &first.stack;
+    let mut request = cheap().request(1);
+    request["request_id"] = json!("evt_path_same_order");
+    let answer = stack.submit(&request).await;
+    let second = answer.body["ticket_id"]
+        .as_str()
+        .ok_or(format!(
+            "accept answered {}: {}",
+            answer.status, answer.body
+        ))?
+        .to_owned();
+    stack.settle(&second).await?;
+    // the first ticket is refunded in full (1800 of 1800 paid)
+    first.answer(option("opt-1")).await?;
+    let respond = |body: Value| {
+        let ticket = second.clone();
+        async move {
+            let answer = stack.respond(&ticket, &body).await;
+            if answer.status != 202 {
+                return Err(format!(
+                    "respond answered {}: {}",
+                    answer.status, answer.body
+                ));
+            }
+            stack.settle(&ticket).await.map(|_| ())
+        }
+    };
+    // the second is a duplicate claim: an agent grants a partial refund, which the cap refuses
+    respond(agent_kind("refund", Some(900))).await?;
+    respond(agent_reject()).await?;
+    respond(survey(3)).await?;
+
+    let (status, failure, states, transitions) = stack.with_execution(&second, |x| {
+        (
+            x.status(),
+            x.failure().cloned(),
+            x.states_entered().to_vec(),
+            x.state_transitions(),
+        )
+    })?;
+    let mut errors = Vec::new();
+    if status != ExecutionStatus::Succeeded {
+        errors.push(format!("execution {status:?} ({failure:?})"));
+    }
+    let expected = path(&[
+        REVIEW,
+        &[
+            "RouteDecision",
+            "ExecuteRefund",
+            "ReviewByAgent",
+            "RouteDecision",
+            "NotifyRejected",
+        ],
+        SURVEYED,
+    ]);
+    if states != expected {
+        errors.push(format!("states {states:?}\n    expected {expected:?}"));
+    }
+    let refunds: Vec<i64> = stack
+        .refunds()
+        .iter()
+        .map(|(_, r)| r.amount.minor)
+        .collect();
+    if refunds != [1800] {
+        errors.push(format!(
+            "gateway refunds {refunds:?}, expected the first ticket's 1800"
+        ));
+    }
+    let ticket = stack.ticket(&second).await?;
+    if !ticket.refunds.is_empty() || ticket.status.as_str() != "closed" {
+        errors.push(format!(
+            "second ticket {} with refunds {:?}",
+            ticket.status, ticket.refunds
+        ));
+    }
+    let events: Vec<&str> = stack
+        .audit(&second)
+        .await?
+        .iter()
+        .map(|a| a.event.name())
+        .filter(|n| *n != "notification_sent")
+        .collect();
+    let expected_events = [
+        "received",
+        "diagnosed",
+        "escalated_to_agent",
+        "agent_decided",
+        "escalated_to_agent",
+        "agent_decided",
+        "survey_answered",
+        "feedback_sent",
+    ];
+    if events != expected_events {
+        errors.push(format!("audit events {events:?}"));
+    }
+    let refused = stack
+        .handlers
+        .calls()
+        .into_iter()
+        .filter(|(f, input, _)| f == "execute-refund" && input["ticket_id"] == json!(second))
+        .map(|(_, _, r)| r.err().unwrap_or_else(|| "ok".into()))
+        .collect::<Vec<_>>();
+    if refused != ["PolicyViolation"] {
+        errors.push(format!("execute-refund on the second ticket: {refused:?}"));
+    }
+    if errors.is_empty() {
+        Ok(Summary {
+            states,
+            transitions,
+        })
+    } else {
+        Err(errors.join("\n  "))
+    }
+}
+
 /// The table under "## Transitions per path" in docs/workflow.md: path name -> transitions.
 fn documented_transitions() -> BTreeMap<String, u64> {
     let doc =
@@ -1726,6 +1858,10 @@ async fn scenarios() -> Vec<(&'static str, Outcome)> {
         (
             "refund conflict goes to an agent",
             refund_conflict_goes_to_an_agent().await,
+        ),
+        (
+            "refund cap taken by another ticket",
+            refund_cap_taken_by_another_ticket().await,
         ),
     ]
 }

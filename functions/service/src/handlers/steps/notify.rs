@@ -499,7 +499,7 @@ pub fn owed_messages(ticket: &Ticket, trail: &[AuditEvent], own: NotifyMilestone
                 let price_adjustment =
                     RefundRequest::idempotency_key(&ticket.id, "price_adjustment");
                 if ticket.refunds.iter().any(|r| {
-                    &r.provider_refund_id == refund_id && r.idempotency_key == price_adjustment
+                    r.provider_refund_id == *refund_id && r.idempotency_key == price_adjustment
                 }) {
                     NotifyMilestone::PriceAdjusted
                 } else {
