@@ -31,7 +31,7 @@ use aftersales_service::handlers::steps::{
 };
 use aftersales_service::handlers::{accept, respond};
 use aftersales_service::signature::{WebhookSecret, sign};
-use aftersales_service::store::{MemoryStore, TicketStore};
+use aftersales_service::store::{MemoryStore, StoreError, TicketStore};
 use asl::{
     ApiError, Clock as _, Execution, ExecutionStatus, ResourceKind, ResourceResolver, StartOptions,
     StateMachine, TaskFailure, TaskRequest, VirtualClock,
@@ -41,6 +41,7 @@ use aws_lambda_events::encodings::Body;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The webhook secret requests are signed with.
@@ -102,6 +103,8 @@ pub struct InterpreterWorkflow {
     machine: StateMachine,
     clock: Arc<VirtualClock>,
     runs: Mutex<BTreeMap<String, Execution>>,
+    /// While set, every SendTaskSuccess comes too late: the waiting task timed out.
+    late: AtomicBool,
 }
 
 impl InterpreterWorkflow {
@@ -110,6 +113,7 @@ impl InterpreterWorkflow {
             machine,
             clock,
             runs: Mutex::new(BTreeMap::new()),
+            late: AtomicBool::new(false),
         }
     }
 
@@ -178,6 +182,9 @@ impl WorkflowClient for InterpreterWorkflow {
     }
 
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
+        if self.late.load(Ordering::SeqCst) {
+            return Err(WorkflowError::TaskTimedOut);
+        }
         self.with_token(token, |e| e.send_task_success(token, output.clone()))
     }
 
@@ -199,6 +206,77 @@ impl WorkflowClient for InterpreterWorkflow {
 }
 
 /// One step invocation: (function, input, output or error name).
+/// The store as execute-refund sees it: while `conflicts` lasts, each save loses the race
+/// (another writer keeps changing the ticket), as a `Conflict` the step reports after its own
+/// re-applies.
+pub struct ContendedStore {
+    pub inner: Arc<MemoryStore>,
+    pub conflicts: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl TicketStore for ContendedStore {
+    async fn create(
+        &self,
+        ticket: &Ticket,
+        first: &AuditEvent,
+    ) -> Result<aftersales_service::store::Created, StoreError> {
+        self.inner.create(ticket, first).await
+    }
+    async fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn find_by_request(
+        &self,
+        r: &aftersales_domain::RequestId,
+    ) -> Result<Option<Ticket>, StoreError> {
+        self.inner.find_by_request(r).await
+    }
+    async fn save(
+        &self,
+        ticket: &Ticket,
+        expected: u64,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let lost = self
+            .conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lost {
+            return Err(StoreError::Conflict(format!(
+                "ticket {} changed",
+                ticket.id
+            )));
+        }
+        self.inner.save(ticket, expected, audit).await
+    }
+    async fn audit_trail(&self, id: &TicketId) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_trail(id).await
+    }
+    async fn tickets_by_customer(
+        &self,
+        customer: &aftersales_domain::CustomerId,
+        limit: usize,
+    ) -> Result<Vec<aftersales_service::store::TicketSummary>, StoreError> {
+        self.inner.tickets_by_customer(customer, limit).await
+    }
+    async fn open_tickets_due_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<aftersales_service::store::TicketSummary>, StoreError> {
+        self.inner.open_tickets_due_before(before, limit).await
+    }
+    async fn history(
+        &self,
+        request: &aftersales_domain::ServiceRequest,
+        excluding: &TicketId,
+        since: Timestamp,
+    ) -> Result<aftersales_domain::History, StoreError> {
+        self.inner.history(request, excluding, since).await
+    }
+}
+
 pub type Call = (String, Value, Result<Value, String>);
 
 /// The five step handlers with their dependencies, as the Lambda binaries run them.
@@ -287,6 +365,8 @@ pub struct Answer {
 pub struct Stack {
     pub clock: Arc<VirtualClock>,
     pub store: Arc<MemoryStore>,
+    /// execute-refund's view of `store` (see [`ContendedStore`]).
+    pub refund_store: Arc<ContendedStore>,
     pub gateway: Arc<InMemoryPaymentGateway>,
     pub outbox: Arc<TimedOutbox>,
     pub feedback: Arc<InMemoryFeedbackPublisher>,
@@ -315,6 +395,10 @@ impl Stack {
             sent: Mutex::new(Vec::new()),
         });
         let feedback = Arc::new(InMemoryFeedbackPublisher::new());
+        let refund_store = Arc::new(ContendedStore {
+            inner: store.clone(),
+            conflicts: AtomicU32::new(0),
+        });
         let policy = Arc::new(policy);
         let workflow = Arc::new(InterpreterWorkflow::new(
             after_sales_machine(),
@@ -333,7 +417,7 @@ impl Stack {
                 clock: service_clock.clone(),
             },
             execute_refund: ExecuteRefundDeps {
-                store: store.clone(),
+                store: refund_store.clone(),
                 ledger: store.clone(),
                 gateway: gateway.clone(),
                 clock: service_clock.clone(),
@@ -373,6 +457,7 @@ impl Stack {
         Stack {
             clock,
             store,
+            refund_store,
             gateway,
             outbox,
             feedback,
@@ -453,6 +538,25 @@ impl Stack {
         };
         self.workflow.put(ticket_id, execution);
         Ok(status)
+    }
+
+    /// The answer is recorded as the waiting state's deadline fires: `respond` stores it, but its
+    /// SendTaskSuccess finds the task timed out, and the run goes on to the next state (a
+    /// reminder) with the answer already on the ticket. Returns `respond`'s answer.
+    pub async fn answer_as_deadline_fires(
+        &self,
+        ticket_id: &str,
+        answer: &Value,
+    ) -> Result<Answer, String> {
+        let wakeup = self
+            .with_execution(ticket_id, Execution::next_wakeup)?
+            .ok_or("the waiting state has no deadline")?;
+        self.clock.set(wakeup);
+        self.workflow.late.store(true, Ordering::SeqCst);
+        let answered = self.respond(ticket_id, answer).await;
+        self.workflow.late.store(false, Ordering::SeqCst);
+        self.settle(ticket_id).await?;
+        Ok(answered)
     }
 
     /// Nobody answers: the clock reaches the waiting state's deadline, then the run goes on.

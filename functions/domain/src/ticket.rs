@@ -183,6 +183,10 @@ pub struct Ticket {
     /// Text answers, oldest first (absent in records written before they were kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remarks: Vec<Remark>,
+    /// The acknowledgement message is owed to the customer: `accept` sets it (it has no
+    /// notification channels); the first `notify` sends the message, then clears it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acknowledgement_owed: bool,
 }
 
 impl Ticket {
@@ -224,6 +228,7 @@ impl Ticket {
             resolution: None,
             survey: None,
             remarks: Vec::new(),
+            acknowledgement_owed: false,
         };
         (ticket, first)
     }

@@ -55,12 +55,12 @@ async fn a_diagnosed_defect_gets_ranked_options_and_awaits_the_decision() {
 
     assert_eq!(out.route, ProposeRoute::AwaitDecision);
     assert!(out.options >= 2, "{out:?}");
-    assert_eq!(out.top_option, "opt-1");
+    assert_eq!(out.top_option.as_deref(), Some("opt-1"));
     let ticket = load(store.as_ref(), &id).await;
     assert_eq!(ticket.status, TicketStatus::Proposed);
     let proposal = ticket.proposal.unwrap();
     assert_eq!(proposal.options.len() as u32, out.options);
-    assert_eq!(proposal.options[0].kind, out.top_kind);
+    assert_eq!(Some(proposal.options[0].kind), out.top_kind);
     assert_eq!(
         trail(store.as_ref(), &id).await.last().unwrap().event,
         TicketEvent::Proposed {
@@ -78,7 +78,7 @@ async fn the_customers_expected_resolution_comes_first_when_offered() {
 
     let out = handle(input(&id), &deps(&store)).await.unwrap();
 
-    assert_eq!(out.top_kind, ResolutionKind::Exchange);
+    assert_eq!(out.top_kind, Some(ResolutionKind::Exchange));
 }
 
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn a_kind_the_policy_does_not_cover_is_rejected_with_the_reason() {
 
     assert_eq!(out.route, ProposeRoute::Rejected);
     assert_eq!(out.options, 1);
-    assert_eq!(out.top_kind, ResolutionKind::Reject);
+    assert_eq!(out.top_kind, Some(ResolutionKind::Reject));
     assert_eq!(
         load(store.as_ref(), &id).await.status,
         TicketStatus::Rejected

@@ -110,7 +110,8 @@ pub fn main_paths() -> Vec<PathSpec> {
     paths.push(PathSpec {
         name: "review by agent, then refund",
         common: false,
-        payloads: base("review", "await_decision", "refund"),
+        // propose passes the diagnosis' route on when there is nothing to propose yet
+        payloads: base("review", "review", "refund"),
         answers,
     });
     paths

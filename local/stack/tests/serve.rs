@@ -312,7 +312,7 @@ async fn a_request_runs_the_real_workflow_with_the_step_handlers_in_process() {
             .is_some_and(|o| !o.is_empty())
     );
     let run = runs(dir.path(), &["runs", "show", &ticket]).await;
-    for state in ["Acknowledge", "Diagnose", "Propose"] {
+    for state in ["Diagnose", "Propose", "AwaitCustomerDecision"] {
         assert!(run.contains(state), "{state} in {run}");
     }
     let outbox = runs(dir.path(), &["outbox", "show"]).await;

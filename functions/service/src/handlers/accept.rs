@@ -143,14 +143,17 @@ fn open_ticket(
     let first_response_due = policy.sla.first_response.after(start);
     let resolution_due = policy.sla.resolution.after(start);
     let id = TicketId::generate(now, rand::random::<u128>());
-    Ticket::open(
+    let (mut ticket, first) = Ticket::open(
         id,
         request,
         fingerprint,
         now,
         first_response_due,
         resolution_due,
-    )
+    );
+    // The workflow's first message to the customer (notify) sends the acknowledgement first.
+    ticket.acknowledgement_owed = true;
+    (ticket, first)
 }
 
 /// True while no step has recorded anything: the ticket's run may never have started. Once any

@@ -2,6 +2,7 @@
 //! Each is `handle(input, deps)` over typed input and output (`docs/workflow-contract.md`) and
 //! fails with a [`StepError`] whose name the state machine matches.
 
+pub mod answer;
 pub mod config;
 pub mod diagnose;
 pub mod error;

@@ -18,6 +18,7 @@ use aftersales_domain::{Locale, Money, Policy, ResolutionKind, TicketId};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::answer::{self, RecordedAnswer};
 use super::error::StepError;
 use super::ticket_change::{self, Change, SAVE_ATTEMPTS};
 use super::wire_code;
@@ -171,6 +172,10 @@ pub struct NotifyOutput {
     pub sent: u32,
     /// True when an earlier invocation had sent it already: nothing was sent again.
     pub replayed: bool,
+    /// The decision a state routes on: the default option taken (`default_option_accepted`),
+    /// or the answer recorded for the wait named by `wait_for` without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<RecordedAnswer>,
 }
 
 /// The link in the survey message: the storefront's survey page for one ticket.
@@ -221,9 +226,12 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
     let wait = match (input.wait_for, input.task_token.clone()) {
         (Some(kind), Some(token)) => Some((kind, token)),
         (None, None) => None,
-        _ => {
+        (Some(kind), None) => {
+            return take_answer(&input.ticket_id, input.milestone, kind, deps).await;
+        }
+        (None, Some(_)) => {
             return Err(StepError::invalid(
-                "wait_for and task_token come together or not at all",
+                "a task_token comes with wait_for (what the state waits for)",
             ));
         }
     };
@@ -232,6 +240,10 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
     let actor = Actor::system(STEP);
 
     let milestone = input.milestone;
+    if milestone == NotifyMilestone::FollowUp && !low_score(store, &input.ticket_id, deps).await? {
+        // Entered after every answered survey: only a low score gets the apology.
+        return Ok(output(input.ticket_id, milestone, 0, false));
+    }
     let message = milestone.message();
     let sent_note = TicketEvent::NotificationSent {
         milestone: milestone.as_str().to_owned(),
@@ -242,6 +254,9 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         let trail = store.audit_trail(&ticket.id).await?;
         let current = since_current_status(&trail, ticket.status);
         let mut change = Change::new(ticket.clone(), now, actor.clone());
+        if milestone == NotifyMilestone::Acknowledged {
+            change.ticket.acknowledgement_owed = false;
+        }
 
         if message.is_some() && current.iter().any(|e| e.event == sent_note) {
             // Sent before: keep the newest token if the ticket still waits for it.
@@ -295,6 +310,14 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         }
         if let Some((kind, token)) = &wait {
             if !kind.fits(change.ticket.status) {
+                if let Some(answer) = answer::answered_wait(&trail, *kind) {
+                    // The answer came as the previous wait's deadline fired: the workflow
+                    // catches this and goes on with the recorded answer (`wait_for` alone).
+                    return Err(StepError::policy(format!(
+                        "ticket {} already has its {} answer; it no longer waits for {kind}",
+                        ticket.id, answer.kind
+                    )));
+                }
                 return Err(StepError::policy(format!(
                     "ticket {} is {}; it cannot wait for {kind}",
                     ticket.id, change.ticket.status
@@ -311,19 +334,27 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
                 if let Some(event) = &recorded_now {
                     count_closing(&saved, event, now);
                 }
-                prepared = Some((saved, seq, text, recorded_before));
+                let owed = owed_messages(&saved, &trail, milestone);
+                prepared = Some((saved, seq, text, recorded_before, owed, current));
                 break;
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(other) => return Err(other.into()),
         }
     }
-    let Some((ticket, seq, text, recorded_before)) = prepared else {
+    let Some((ticket, seq, text, recorded_before, owed, current)) = prepared else {
         return Err(ticket_change::conflict(&input.ticket_id));
     };
+    for owed in &owed {
+        deliver_owed(&ticket, &current, owed, deps, now).await?;
+    }
     let (Some(message), Some(text)) = (message, text) else {
         tracing::info!(ticket_id = %ticket.id, %milestone, seq, "internal milestone recorded");
-        return Ok(output(ticket.id, milestone, 0, recorded_before));
+        let mut out = output(ticket.id.clone(), milestone, 0, recorded_before);
+        if milestone == NotifyMilestone::DefaultOptionAccepted {
+            out.answer = ticket.chosen.as_ref().map(default_answer);
+        }
+        return Ok(out);
     };
 
     let locale = locale_for(&ticket, &deps.policy);
@@ -372,7 +403,171 @@ fn output(
         milestone,
         sent,
         replayed,
+        answer: None,
     }
+}
+
+/// `wait_for` without a token: the waiting state named by `milestone` found the ticket
+/// answered (the answer came as the previous wait's deadline fired). Answers what `respond`
+/// sent the wait, rebuilt from the recorded event; sends and records nothing.
+async fn take_answer(
+    id: &TicketId,
+    milestone: NotifyMilestone,
+    kind: WaitKind,
+    deps: &NotifyDeps,
+) -> Result<NotifyOutput, StepError> {
+    let trail = deps.store.audit_trail(id).await?;
+    if trail.is_empty() {
+        return Err(StepError::NotFound(format!("ticket {id} does not exist")));
+    }
+    // A decision wait may also have been answered by an agent (a declined proposal).
+    let kinds: &[WaitKind] = match kind {
+        WaitKind::Decision | WaitKind::Agent => &[WaitKind::Decision, WaitKind::Agent],
+        _ => std::slice::from_ref(&kind),
+    };
+    let answer = answer::newest_answer(&trail, kinds).ok_or_else(|| {
+        StepError::policy(format!(
+            "ticket {id} has no recorded {kind} answer to go on with"
+        ))
+    })?;
+    tracing::info!(ticket_id = %id, %milestone, answer = %answer.kind, "recorded answer taken");
+    let mut out = output(id.clone(), milestone, 0, false);
+    out.answer = Some(answer);
+    Ok(out)
+}
+
+/// The decision the policy's default took, routed like a customer's choice.
+fn default_answer(chosen: &ChosenResolution) -> RecordedAnswer {
+    RecordedAnswer {
+        kind: "decision".to_owned(),
+        outcome: Some("accepted".to_owned()),
+        option_id: chosen.option_id.clone(),
+        resolution: Some(chosen.kind),
+        all_restockable: None,
+        units: None,
+        items: None,
+        score: None,
+    }
+}
+
+/// True when the ticket's survey score is at or below the policy's follow-up threshold.
+async fn low_score(
+    store: &dyn TicketStore,
+    id: &TicketId,
+    deps: &NotifyDeps,
+) -> Result<bool, StepError> {
+    let trail = store.audit_trail(id).await?;
+    let score = trail.iter().rev().find_map(|e| match e.event {
+        TicketEvent::SurveyAnswered { score } => Some(score),
+        _ => None,
+    });
+    Ok(score.is_some_and(|s| s <= deps.policy.survey.follow_up_at_or_below))
+}
+
+/// A message the customer is owed for what a step without channels did (`accept`'s
+/// acknowledgement, execute-refund's refund, the warehouse's receipt), sent before the
+/// milestone's own. Its key uses the audit sequence of the event it is about, so a retry sends
+/// it under the same key and `notification_sent` records it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owed {
+    pub milestone: NotifyMilestone,
+    pub seq: u32,
+}
+
+/// What the customer has not been told yet, oldest first; `own` is sent anyway, so it is not
+/// owed twice.
+pub fn owed_messages(ticket: &Ticket, trail: &[AuditEvent], own: NotifyMilestone) -> Vec<Owed> {
+    let noted_after = |at: usize, milestone: NotifyMilestone| {
+        trail[at + 1..].iter().any(|e| {
+            matches!(&e.event, TicketEvent::NotificationSent { milestone: m } if m == milestone.as_str())
+        })
+    };
+    let mut owed = Vec::new();
+    if ticket.acknowledgement_owed
+        && own != NotifyMilestone::Acknowledged
+        && let Some(first) = trail.first()
+        && !noted_after(0, NotifyMilestone::Acknowledged)
+    {
+        owed.push(Owed {
+            milestone: NotifyMilestone::Acknowledged,
+            seq: first.seq,
+        });
+    }
+    for (at, entry) in trail.iter().enumerate() {
+        let milestone = match &entry.event {
+            TicketEvent::RefundIssued { refund_id, .. } => {
+                let price_adjustment =
+                    RefundRequest::idempotency_key(&ticket.id, "price_adjustment");
+                if ticket.refunds.iter().any(|r| {
+                    r.provider_refund_id == *refund_id && r.idempotency_key == price_adjustment
+                }) {
+                    NotifyMilestone::PriceAdjusted
+                } else {
+                    NotifyMilestone::RefundIssued
+                }
+            }
+            TicketEvent::ReturnReceived { .. } => NotifyMilestone::ReturnReceived,
+            _ => continue,
+        };
+        if milestone != own && !noted_after(at, milestone) {
+            owed.push(Owed {
+                milestone,
+                seq: entry.seq,
+            });
+        }
+    }
+    owed
+}
+
+/// Sends one owed message and records it as sent (clearing the acknowledgement flag).
+async fn deliver_owed(
+    ticket: &Ticket,
+    current: &[AuditEvent],
+    owed: &Owed,
+    deps: &NotifyDeps,
+    now: Timestamp,
+) -> Result<(), StepError> {
+    let Some(message) = owed.milestone.message() else {
+        return Ok(());
+    };
+    let text = render_for(ticket, current, message, deps, now)?;
+    let outgoing = OutgoingMessage::new(
+        ticket.id.clone(),
+        message,
+        owed.seq,
+        locale_for(ticket, &deps.policy),
+        recipient(ticket)?,
+        text,
+    );
+    deps.channels
+        .send(&outgoing)
+        .await
+        .into_result()
+        .map_err(notify_error)?;
+    let note = TicketEvent::NotificationSent {
+        milestone: owed.milestone.as_str().to_owned(),
+    };
+    let actor = Actor::system(STEP);
+    ticket_change::update_with_trail(
+        deps.store.as_ref(),
+        &ticket.id,
+        now,
+        &actor,
+        true,
+        |change, trail| {
+            if owed.milestone == NotifyMilestone::Acknowledged {
+                change.ticket.acknowledgement_owed = false;
+            }
+            let noted = trail.iter().any(|e| e.seq > owed.seq && e.event == note);
+            if !noted {
+                change.record(note.clone())?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    tracing::info!(ticket_id = %ticket.id, milestone = %owed.milestone, seq = owed.seq, "owed message sent");
+    Ok(())
 }
 
 /// The milestones whose message is a first answer to the customer (after the acknowledgement).

@@ -29,16 +29,21 @@ pub struct ProposeInput {
 pub enum ProposeRoute {
     AwaitDecision,
     Rejected,
+    /// The diagnosis asked for evidence first: nothing is proposed yet.
+    RequestEvidence,
+    /// The diagnosis sent the ticket to a person: nothing is proposed.
+    Review,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposeOutput {
     pub ticket_id: TicketId,
     pub route: ProposeRoute,
-    /// How many options the customer may choose from (1 for a rejection).
+    /// How many options the customer may choose from (1 for a rejection, 0 when nothing was
+    /// proposed).
     pub options: u32,
-    pub top_option: String,
-    pub top_kind: ResolutionKind,
+    pub top_option: Option<String>,
+    pub top_kind: Option<ResolutionKind>,
 }
 
 pub struct ProposeDeps {
@@ -53,6 +58,15 @@ pub async fn handle(input: ProposeInput, deps: &ProposeDeps) -> Result<ProposeOu
     let actor = Actor::system(STEP);
 
     let mut ticket = ticket_change::load(store, &input.ticket_id).await?;
+    if let Some(route) = nothing_to_propose(&ticket) {
+        return Ok(ProposeOutput {
+            ticket_id: ticket.id,
+            route,
+            options: 0,
+            top_option: None,
+            top_kind: None,
+        });
+    }
     for _ in 0..SAVE_ATTEMPTS {
         if let Some(done) = already_proposed(&ticket)? {
             return Ok(done);
@@ -68,9 +82,12 @@ pub async fn handle(input: ProposeInput, deps: &ProposeDeps) -> Result<ProposeOu
             ProposeRoute::Rejected => change.record(TicketEvent::Rejected {
                 reason: rejection_codes(&proposal).join(","),
             })?,
-            ProposeRoute::AwaitDecision => change.record(TicketEvent::Proposed {
-                options: output.options,
-            })?,
+            // `output` of a proposal routes to the decision or the rejection only.
+            ProposeRoute::AwaitDecision | ProposeRoute::RequestEvidence | ProposeRoute::Review => {
+                change.record(TicketEvent::Proposed {
+                    options: output.options,
+                })?
+            }
         };
         change.ticket.proposal = Some(proposal);
         match ticket_change::save(store, &ticket, change).await {
@@ -85,6 +102,16 @@ pub async fn handle(input: ProposeInput, deps: &ProposeDeps) -> Result<ProposeOu
         }
     }
     Err(ticket_change::conflict(&input.ticket_id))
+}
+
+/// The diagnosis' own route when it wants evidence or a person before any proposal (the
+/// workflow runs propose after every diagnosis, so that one Choice routes both).
+fn nothing_to_propose(ticket: &Ticket) -> Option<ProposeRoute> {
+    match ticket.status {
+        TicketStatus::AwaitingEvidence => Some(ProposeRoute::RequestEvidence),
+        TicketStatus::UnderReview => Some(ProposeRoute::Review),
+        _ => None,
+    }
 }
 
 fn diagnosis_of(ticket: &Ticket) -> Result<&Diagnosis, StepError> {
@@ -121,8 +148,8 @@ fn output(id: &TicketId, proposal: &Proposal) -> Result<ProposeOutput, StepError
             ProposeRoute::AwaitDecision
         },
         options: u32::try_from(proposal.options.len()).unwrap_or(u32::MAX),
-        top_option: top.id.to_string(),
-        top_kind: top.kind,
+        top_option: Some(top.id.to_string()),
+        top_kind: Some(top.kind),
     })
 }
 
@@ -153,6 +180,7 @@ fn already_proposed(ticket: &Ticket) -> Result<Option<ProposeOutput>, StepError>
             let matches = match output.route {
                 ProposeRoute::AwaitDecision => ticket.status == TicketStatus::Proposed,
                 ProposeRoute::Rejected => ticket.status == TicketStatus::Rejected,
+                ProposeRoute::RequestEvidence | ProposeRoute::Review => false,
             };
             if matches {
                 Ok(Some(output))
