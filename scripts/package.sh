@@ -13,9 +13,30 @@
 # stripped, panic=unwind); target CPU Neoverse N1 (.cargo/config.toml).
 # `sam deploy` afterwards uploads the built template's functions (docs/deploy.md).
 #
+#   scripts/package.sh --fast
+#
+# --fast (what CI runs, scripts/checks/package.sh): the same pipeline and checks, but the release
+# profile's optimisation is overridden (CARGO_PROFILE_RELEASE_*: opt-level 0, no LTO, 16 codegen
+# units) so the seven arm64 builds fit the CI time limit on two cores; its zips are far larger
+# than the shipped ones and its sizes are not the ones to report (docs/deploy.md has those).
+#
 # Installs, pinned and idempotently: the SAM CLI (scripts/tools/cfn-lint.sh), Cargo Lambda and Zig
 # into .tools/infra-venv, and the Rust target aarch64-unknown-linux-gnu.
 set -euo pipefail
+
+fast=0
+for arg in "$@"; do
+    case "$arg" in
+        --fast) fast=1 ;;
+        *) echo "usage: scripts/package.sh [--fast]" >&2; exit 2 ;;
+    esac
+done
+if [ "$fast" = 1 ]; then
+    # Exported, so both Cargo Lambda runs (step 1 and SAM's per function) see the same profile.
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=off \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+    echo "--fast: release profile overridden (opt-level 0, no LTO); sizes below are not the shipped ones"
+fi
 
 CARGO_LAMBDA_VERSION="1.9.2"
 ZIGLANG_VERSION="0.14.1"
