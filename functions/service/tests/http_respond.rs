@@ -2,6 +2,7 @@
 //! `handlers::respond::handle`, with the in-memory store and workflow and a fixed clock.
 
 mod http_support;
+mod steps_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -775,4 +776,40 @@ async fn a_repeated_text_answer_is_kept_once() {
 
     assert_eq!((status(&first), status(&repeat)), (202, 200));
     assert_eq!(stored(&w, &ticket.id).await.remarks.len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_that_loses_saves_to_concurrent_writers_is_retried_then_refused_as_a_conflict() {
+    for (lost_saves, expected) in [(4, 202), (5, 409)] {
+        let store = Arc::new(steps_support::RacingStore::new(0));
+        let workflow = Arc::new(InMemoryWorkflow::new());
+        let ticket = ticket_waiting(store.as_ref(), "evt_racing", WaitKind::Survey, TOKEN).await;
+        workflow.open_task(TOKEN);
+        let deps = Deps {
+            store: store.clone(),
+            workflow: workflow.clone(),
+            clock: Arc::new(FixedClock::at(now())),
+            secrets: secrets(),
+        };
+        store.conflicts_left.store(lost_saves, Ordering::SeqCst);
+
+        let body = json!({"kind": "survey", "score": 4});
+        let response = handle(signed_post(&responses(&ticket.id), &body), &deps).await;
+
+        assert_eq!(status(&response), expected, "{lost_saves} lost saves");
+        let stored = store.get(&ticket.id).await.unwrap().unwrap();
+        let resumed = workflow
+            .calls()
+            .into_iter()
+            .filter(|call| matches!(call, WorkflowCall::TaskSuccess { .. }))
+            .count();
+        if expected == 202 {
+            assert_eq!(stored.survey.map(|s| s.score), Some(Some(4)));
+            assert_eq!(resumed, 1);
+        } else {
+            assert_eq!(error(&response).0, "conflict");
+            assert_eq!(stored.version, ticket.version, "nothing written");
+            assert_eq!(resumed, 0, "not resumed");
+        }
+    }
 }

@@ -1078,6 +1078,9 @@ fn pending_resume(ticket: &Ticket, answered: &RecordedResponse) -> Option<TaskTo
         .map(|w| w.token.clone())
 }
 
+/// Conditional saves of one answer before a lost race is the storefront's to retry.
+const SAVE_ATTEMPTS: u32 = 5;
+
 async fn respond(
     event: &ApiGatewayV2httpRequest,
     deps: &Deps,
@@ -1090,8 +1093,12 @@ async fn respond(
     let fingerprint = http::fingerprint(&answer)?;
     let store = deps.store.as_ref();
 
-    let mut reloaded = false;
+    // A conditional save that loses to a concurrent writer (the step that parked the wait is
+    // still recording its messages, another answer) re-reads the ticket and re-checks the answer
+    // against it; the storefront sees a conflict only when the ticket keeps changing.
+    let mut attempts = 0;
     let recorded = loop {
+        attempts += 1;
         let ticket = load(store, &id).await?;
         if let Some(answered) = earlier(&ticket, answer.wait_kind(), &fingerprint) {
             return repeat(deps, &ticket, answered, &answer).await;
@@ -1106,7 +1113,7 @@ async fn respond(
             .await
         {
             Ok(()) => break recorded,
-            Err(StoreError::Conflict(_)) if !reloaded => reloaded = true,
+            Err(StoreError::Conflict(_)) if attempts < SAVE_ATTEMPTS => {}
             Err(error) => return Err(error.into()),
         }
     };
