@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One build from a clean checkout gains nothing from incremental data (GBs on disk); set
+# CARGO_INCREMENTAL=1 to keep it when running this repeatedly while editing.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() { printf '\n== %s ==\n' "$*"; }
 
 step "Tools (pinned)"
