@@ -62,6 +62,8 @@ pub struct TimedOutbox {
     pub outbox: OutboxChannel,
     clock: Arc<VirtualClock>,
     sent: Mutex<Vec<(String, String, Timestamp)>>,
+    /// A milestone whose next message fails, retryably (the channel's provider is down).
+    fail_next: Mutex<Option<String>>,
 }
 
 impl TimedOutbox {
@@ -88,6 +90,16 @@ impl NotificationChannel for TimedOutbox {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        {
+            let mut fail = self.fail_next.lock().unwrap_or_else(|e| e.into_inner());
+            if fail.as_deref() == Some(milestone.as_str()) {
+                *fail = None;
+                return Err(NotifyError::Retryable {
+                    channel: self.outbox.name(),
+                    reason: "503 from the provider".into(),
+                });
+            }
+        }
         {
             let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
             if !sent.iter().any(|(k, _, _)| *k == key) {
@@ -393,6 +405,7 @@ impl Stack {
             outbox: OutboxChannel::new(),
             clock: clock.clone(),
             sent: Mutex::new(Vec::new()),
+            fail_next: Mutex::new(None),
         });
         let feedback = Arc::new(InMemoryFeedbackPublisher::new());
         let refund_store = Arc::new(ContendedStore {
@@ -536,6 +549,27 @@ impl Stack {
                 None => break status,
             }
         };
+        self.workflow.put(ticket_id, execution);
+        Ok(status)
+    }
+
+    /// The next message of `milestone` fails retryably; the workflow retries the step.
+    pub fn fail_next_send_of(&self, milestone: &str) {
+        *self
+            .outbox
+            .fail_next
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(milestone.to_owned());
+    }
+
+    /// Runs the ticket's execution as far as it goes without the clock moving: it stops at a
+    /// person's wait, a Wait state or a retry interval.
+    pub async fn advance_now(&self, ticket_id: &str) -> Result<ExecutionStatus, String> {
+        let mut execution = self
+            .workflow
+            .take(ticket_id)
+            .ok_or_else(|| format!("no execution for {ticket_id}"))?;
+        let status = execution.advance(&self.handlers, self.clock.as_ref()).await;
         self.workflow.put(ticket_id, execution);
         Ok(status)
     }

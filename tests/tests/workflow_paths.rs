@@ -1515,6 +1515,42 @@ async fn return_as_the_deadline_fires() -> Outcome {
     .await
 }
 
+/// The return instructions' step parks its token, then its email fails and Step Functions
+/// retries the step (with a new token). The warehouse reports the parcel between the attempts,
+/// against the first token: respond accepts it, and the retry finds the return already in
+/// (`AlreadyAnswered`), asks for nothing and the parcel is inspected as if the wait had got it.
+/// The same happens when a crash makes the local stack run the step again.
+async fn parcel_between_attempts_of_the_return_request() -> Outcome {
+    let run = Run::start(Claim::default()).await?;
+    run.stack.fail_next_send_of("return_requested");
+    let chose = run.stack.respond(&run.ticket, &option("opt-1")).await;
+    run.stack.advance_now(&run.ticket).await?;
+    let pending = run.stack.with_execution(&run.ticket, |e| {
+        (
+            e.pending_task_tokens().len(),
+            e.states_entered().last().cloned(),
+        )
+    })?;
+    if chose.status != 202 || pending != (0, Some("AwaitReturnParcel".to_owned())) {
+        return Err(format!(
+            "the choice got {} and the run is at {pending:?}, expected the return request's \
+             retry interval",
+            chose.status
+        ));
+    }
+    run.answer(parcel(2, "restock")).await?;
+    run.answer(survey(4)).await?;
+    let mut expect = returned_then_refunded(&[
+        "AwaitReturnParcel",
+        "TakeRecordedReturn",
+        "InspectReturn",
+        "ExecuteRefund",
+    ]);
+    // the return instructions never went out: the parcel was in before the retry
+    expect.sent.retain(|m| *m != "return_requested");
+    check(&run, expect).await
+}
+
 /// execute-refund keeps losing its write of the refund to concurrent changes of the ticket:
 /// `Conflict` on every attempt (the gateway paid once). The run goes to a person, never fails;
 /// the agent grants the refund again and the ledger answers with the first refund.
@@ -1826,6 +1862,10 @@ async fn scenarios() -> Vec<(&'static str, Outcome)> {
         (
             "return as the deadline fires",
             return_as_the_deadline_fires().await,
+        ),
+        (
+            "parcel between attempts of the return request",
+            parcel_between_attempts_of_the_return_request().await,
         ),
         (
             "refund conflict goes to an agent",

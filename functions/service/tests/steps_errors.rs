@@ -20,6 +20,7 @@ fn every_variant_reports_its_stable_name_as_the_lambda_error_type() {
         (StepError::Retryable("x".into()), "Retryable"),
         (StepError::PaymentDeclined("x".into()), "PaymentDeclined"),
         (StepError::PolicyViolation("x".into()), "PolicyViolation"),
+        (StepError::AlreadyAnswered("x".into()), "AlreadyAnswered"),
         (StepError::NotFound("x".into()), "NotFound"),
         (StepError::Conflict("x".into()), "Conflict"),
         (StepError::InvalidInput("x".into()), "InvalidInput"),
@@ -27,7 +28,7 @@ fn every_variant_reports_its_stable_name_as_the_lambda_error_type() {
     for (error, name) in cases {
         assert_eq!(error_type(error), name);
     }
-    assert_eq!(StepError::NAMES.len(), 6);
+    assert_eq!(StepError::NAMES.len(), 7);
 }
 
 #[test]

@@ -539,6 +539,82 @@ async fn waiting_for_something_the_status_does_not_allow_is_a_policy_violation()
     assert!(load(store.as_ref(), &id).await.waiting.is_none());
 }
 
+/// The wait's step runs again (a retry after its message failed, a re-run after a crash) with a
+/// new token, but the answer came in the meantime against the first token: the step neither
+/// waits again nor sends anything, and tells the workflow to take the recorded answer.
+#[tokio::test]
+async fn a_wait_entered_again_after_its_answer_came_is_already_answered() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let deps = deps(&store, Arc::new(outbox.clone()));
+    let id = proposed(&store).await;
+    handle(
+        input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision)),
+        &deps,
+    )
+    .await
+    .unwrap();
+    advance(
+        store.as_ref(),
+        &id,
+        vec![TicketEvent::OptionAccepted {
+            option_id: "opt-1".into(),
+            kind: ResolutionKind::Refund,
+            by_default: false,
+        }],
+        |ticket| ticket.waiting = None,
+    )
+    .await;
+    let before = events(store.as_ref(), &id).await;
+
+    let mut again = input(&id, NotifyMilestone::Proposal, Some(WaitKind::Decision));
+    again.task_token = TaskToken::new("second-token");
+    let error = handle(again, &deps).await.unwrap_err();
+
+    assert_eq!(error.name(), "AlreadyAnswered", "{error}");
+    assert_eq!(outbox.for_ticket(&id).len(), 1);
+    assert_eq!(events(store.as_ref(), &id).await, before);
+    assert!(load(store.as_ref(), &id).await.waiting.is_none());
+}
+
+/// The same when the wait's own milestone no longer applies: the return instructions' step
+/// re-run after the warehouse reported the parcel.
+#[tokio::test]
+async fn return_instructions_run_again_after_the_parcel_came_are_already_answered() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let deps = deps(&store, Arc::new(outbox.clone()));
+    let id = in_progress(&store, ResolutionKind::ReturnRefund, Some(29900)).await;
+    let step = || {
+        input(
+            &id,
+            NotifyMilestone::ReturnRequested,
+            Some(WaitKind::ReturnParcel),
+        )
+    };
+    handle(step(), &deps).await.unwrap();
+    advance(
+        store.as_ref(),
+        &id,
+        vec![TicketEvent::ReturnReceived {
+            units: 1,
+            all_restockable: true,
+        }],
+        |ticket| ticket.waiting = None,
+    )
+    .await;
+
+    let error = handle(step(), &deps).await.unwrap_err();
+
+    assert_eq!(error.name(), "AlreadyAnswered", "{error}");
+    assert_eq!(outbox.for_ticket(&id).len(), 1);
+    let names = events(store.as_ref(), &id).await;
+    assert_eq!(
+        names.iter().filter(|n| **n == "return_requested").count(),
+        1
+    );
+}
+
 #[tokio::test]
 async fn the_step_input_reads_the_contracts_json() {
     let value = json!({"ticket_id": "tkt_01JDQ3Y5N6V4C8M2Z7K9R1T0AB", "milestone": "proposal",

@@ -114,6 +114,22 @@ pub fn answered_wait(trail: &[AuditEvent], kind: WaitKind) -> Option<RecordedAns
     answered_at(trail, kind).and_then(|at| RecordedAnswer::of(&trail[at].event))
 }
 
+/// The warehouse's receipt of the parcel the current decision asked for, when one is recorded:
+/// no decision (the customer's or an agent's) came after it. Requesting the return again then
+/// re-runs the step of a return that is already in, not a new return.
+pub fn parcel_in_for_current_decision(trail: &[AuditEvent]) -> Option<RecordedAnswer> {
+    let at = answered_at(trail, WaitKind::ReturnParcel)?;
+    let decided_since = trail[at + 1..].iter().any(|e| {
+        matches!(
+            e.event,
+            TicketEvent::OptionAccepted { .. } | TicketEvent::AgentDecided { .. }
+        )
+    });
+    (!decided_since)
+        .then(|| RecordedAnswer::of(&trail[at].event))
+        .flatten()
+}
+
 /// The newest answer to any of `kinds` (a decision is the customer's or an agent's).
 pub fn newest_answer(trail: &[AuditEvent], kinds: &[WaitKind]) -> Option<RecordedAnswer> {
     kinds
@@ -205,5 +221,43 @@ mod tests {
             (answer.kind.as_str(), answer.outcome.as_deref()),
             ("agent_decision", Some("reject"))
         );
+    }
+
+    #[test]
+    fn a_parcel_counts_for_the_decision_that_asked_for_it_only() {
+        let mut trail = vec![
+            entry(
+                1,
+                TicketEvent::ReturnRequested,
+                TicketStatus::AwaitingReturn,
+            ),
+            entry(
+                2,
+                TicketEvent::ReturnReceived {
+                    units: 1,
+                    all_restockable: false,
+                },
+                TicketStatus::InProgress,
+            ),
+            entry(
+                3,
+                TicketEvent::EscalatedToAgent {
+                    reason: "damaged".into(),
+                },
+                TicketStatus::UnderReview,
+            ),
+        ];
+        let parcel = parcel_in_for_current_decision(&trail).expect("the parcel is in");
+        assert_eq!(parcel.units, Some(1));
+
+        // the agent asks for another return: that one is not in yet
+        trail.push(entry(
+            4,
+            TicketEvent::AgentDecided {
+                resolution: ResolutionKind::ReturnRefund,
+            },
+            TicketStatus::InProgress,
+        ));
+        assert_eq!(parcel_in_for_current_decision(&trail), None);
     }
 }

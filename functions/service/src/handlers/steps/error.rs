@@ -20,6 +20,11 @@ pub enum StepError {
     /// The refund cap would be exceeded, or the step is not allowed in the ticket's state.
     #[error("{0}")]
     PolicyViolation(String),
+    /// A wait was entered after its answer had been recorded (the answer came as the previous
+    /// wait's deadline fired, or while the step was re-run after a crash): the workflow goes on
+    /// with the recorded answer instead of waiting for one that already came.
+    #[error("{0}")]
+    AlreadyAnswered(String),
     #[error("{0}")]
     NotFound(String),
     /// A concurrent change won more than once; re-running the step is safe.
@@ -32,10 +37,11 @@ pub enum StepError {
 
 impl StepError {
     /// Every stable name, as the workflow's `ErrorEquals` lists them.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "Retryable",
         "PaymentDeclined",
         "PolicyViolation",
+        "AlreadyAnswered",
         "NotFound",
         "Conflict",
         "InvalidInput",
@@ -47,6 +53,7 @@ impl StepError {
             StepError::Retryable(_) => "Retryable",
             StepError::PaymentDeclined(_) => "PaymentDeclined",
             StepError::PolicyViolation(_) => "PolicyViolation",
+            StepError::AlreadyAnswered(_) => "AlreadyAnswered",
             StepError::NotFound(_) => "NotFound",
             StepError::Conflict(_) => "Conflict",
             StepError::InvalidInput(_) => "InvalidInput",

@@ -212,6 +212,23 @@ fn url_escape(text: &str) -> String {
         .collect()
 }
 
+/// Why the ticket cannot wait for `kind`. `AlreadyAnswered` when the answer to that wait is on
+/// the ticket already: it came as the previous wait's deadline fired, or against the token of an
+/// earlier attempt of this step (a retry, a re-run after a crash). The workflow catches that and
+/// goes on with the recorded answer (`wait_for` alone); anything else is a `PolicyViolation`.
+fn cannot_wait(ticket: &Ticket, trail: &[AuditEvent], kind: WaitKind) -> StepError {
+    match answer::answered_wait(trail, kind) {
+        Some(answer) => StepError::AlreadyAnswered(format!(
+            "ticket {} already has its {} answer; it no longer waits for {kind}",
+            ticket.id, answer.kind
+        )),
+        None => StepError::policy(format!(
+            "ticket {} is {}; it cannot wait for {kind}",
+            ticket.id, ticket.status
+        )),
+    }
+}
+
 pub struct NotifyDeps {
     pub store: Arc<dyn TicketStore>,
     pub channels: FanOut,
@@ -253,6 +270,14 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         let ticket = ticket_change::load(store, &input.ticket_id).await?;
         let trail = store.audit_trail(&ticket.id).await?;
         let current = since_current_status(&trail, ticket.status);
+        if let Some((kind @ WaitKind::ReturnParcel, _)) = &wait
+            && !kind.fits(ticket.status)
+            && answer::parcel_in_for_current_decision(&trail).is_some()
+        {
+            // The return instructions' step run again (a retry, a re-run after a crash) after
+            // the parcel came in: requesting the return again would ask for it twice.
+            return Err(cannot_wait(&ticket, &trail, *kind));
+        }
         let mut change = Change::new(ticket.clone(), now, actor.clone());
         if milestone == NotifyMilestone::Acknowledged {
             change.ticket.acknowledgement_owed = false;
@@ -260,9 +285,10 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
 
         if message.is_some() && current.iter().any(|e| e.event == sent_note) {
             // Sent before: keep the newest token if the ticket still waits for it.
-            if let Some((kind, token)) = &wait
-                && kind.fits(ticket.status)
-            {
+            if let Some((kind, token)) = &wait {
+                if !kind.fits(ticket.status) {
+                    return Err(cannot_wait(&ticket, &trail, *kind));
+                }
                 change.ticket.waiting = Some(Waiting {
                     kind: *kind,
                     token: token.clone(),
@@ -296,7 +322,21 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
                     {
                         change.ticket.chosen = Some(default_choice(&ticket, option_id, *kind));
                     }
-                    seq = change.record(event.clone())?;
+                    seq = match change.record(event.clone()) {
+                        Ok(seq) => seq,
+                        // The wait's own milestone no longer applies (a return requested of a
+                        // ticket whose parcel is in): its answer may be on the ticket already.
+                        Err(refused) => {
+                            return Err(match &wait {
+                                Some((kind, _))
+                                    if answer::answered_wait(&trail, *kind).is_some() =>
+                                {
+                                    cannot_wait(&ticket, &trail, *kind)
+                                }
+                                _ => refused,
+                            });
+                        }
+                    };
                     recorded_now = Some(event);
                     if change
                         .ticket
@@ -310,18 +350,7 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         }
         if let Some((kind, token)) = &wait {
             if !kind.fits(change.ticket.status) {
-                if let Some(answer) = answer::answered_wait(&trail, *kind) {
-                    // The answer came as the previous wait's deadline fired: the workflow
-                    // catches this and goes on with the recorded answer (`wait_for` alone).
-                    return Err(StepError::policy(format!(
-                        "ticket {} already has its {} answer; it no longer waits for {kind}",
-                        ticket.id, answer.kind
-                    )));
-                }
-                return Err(StepError::policy(format!(
-                    "ticket {} is {}; it cannot wait for {kind}",
-                    ticket.id, change.ticket.status
-                )));
+                return Err(cannot_wait(&change.ticket, &trail, *kind));
             }
             change.ticket.waiting = Some(Waiting {
                 kind: *kind,
