@@ -15,7 +15,7 @@
 #
 #   scripts/package.sh --fast
 #
-# --fast (sized for CI; not in CI yet, see docs/deploy.md): the same pipeline and checks, but the release
+# --fast (what CI runs, scripts/checks/package.sh): the same pipeline and checks, but the release
 # profile's optimisation is overridden (CARGO_PROFILE_RELEASE_*: opt-level 0, no LTO, 16 codegen
 # units) so the seven arm64 builds fit the CI time limit on two cores; its zips are far larger
 # than the shipped ones and its sizes are not the ones to report (docs/deploy.md has those).
