@@ -615,6 +615,47 @@ async fn return_instructions_run_again_after_the_parcel_came_are_already_answere
     );
 }
 
+/// Two refunds the customer was not told about (execute-refund sends nothing itself): the next
+/// message owes one `refund_issued` per refund, each naming its own amount, oldest first.
+#[tokio::test]
+async fn each_owed_refund_message_names_its_own_refund() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let deps = deps(&store, Arc::new(outbox.clone()));
+    let id = in_progress(&store, ResolutionKind::Refund, Some(29900)).await;
+    let cny = "CNY".parse().unwrap();
+    for (n, minor) in [(1, 12000), (2, 17900)] {
+        let amount = Money::new(minor, cny);
+        let event = TicketEvent::RefundIssued {
+            amount,
+            refund_id: format!("re_{n}"),
+        };
+        advance(store.as_ref(), &id, vec![event], |ticket| {
+            ticket.refunds.push(RefundRecord {
+                idempotency_key: format!("{}:refund_{n}", ticket.id),
+                amount,
+                provider_refund_id: format!("re_{n}"),
+                at: now(),
+            });
+        })
+        .await;
+    }
+
+    handle(input(&id, NotifyMilestone::Resolved, None), &deps)
+        .await
+        .unwrap();
+
+    let sent = outbox.for_ticket(&id);
+    let milestones: Vec<String> = sent
+        .iter()
+        .map(|m| json!(m.milestone()).as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(milestones, ["refund_issued", "refund_issued", "resolved"]);
+    assert!(sent[0].body().contains("120.00"), "{}", sent[0].body());
+    assert!(!sent[0].body().contains("179.00"), "{}", sent[0].body());
+    assert!(sent[1].body().contains("179.00"), "{}", sent[1].body());
+}
+
 #[tokio::test]
 async fn the_step_input_reads_the_contracts_json() {
     let value = json!({"ticket_id": "tkt_01JDQ3Y5N6V4C8M2Z7K9R1T0AB", "milestone": "proposal",

@@ -30,7 +30,6 @@ fn input(id: &TicketId, action: SurveyAction) -> SurveyInput {
     SurveyInput {
         ticket_id: id.clone(),
         action,
-        score: None,
     }
 }
 

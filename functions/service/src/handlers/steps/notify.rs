@@ -303,7 +303,7 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
         }
 
         let text = match message {
-            Some(message) => Some(render_for(&ticket, &current, message, deps, now)?),
+            Some(message) => Some(render_for(&ticket, &current, message, None, deps, now)?),
             None => None,
         };
         let mut seq = ticket.audit_seq;
@@ -501,6 +501,8 @@ async fn low_score(
 pub struct Owed {
     pub milestone: NotifyMilestone,
     pub seq: u32,
+    /// The refund a `refund_issued` or `price_adjusted` message is about (each refund's own).
+    pub amount: Option<Money>,
 }
 
 /// What the customer has not been told yet, oldest first; `own` is sent anyway, so it is not
@@ -520,11 +522,17 @@ pub fn owed_messages(ticket: &Ticket, trail: &[AuditEvent], own: NotifyMilestone
         owed.push(Owed {
             milestone: NotifyMilestone::Acknowledged,
             seq: first.seq,
+            amount: None,
         });
     }
     for (at, entry) in trail.iter().enumerate() {
+        let mut amount = None;
         let milestone = match &entry.event {
-            TicketEvent::RefundIssued { refund_id, .. } => {
+            TicketEvent::RefundIssued {
+                refund_id,
+                amount: refunded,
+            } => {
+                amount = Some(*refunded);
                 let price_adjustment =
                     RefundRequest::idempotency_key(&ticket.id, "price_adjustment");
                 if ticket.refunds.iter().any(|r| {
@@ -542,6 +550,7 @@ pub fn owed_messages(ticket: &Ticket, trail: &[AuditEvent], own: NotifyMilestone
             owed.push(Owed {
                 milestone,
                 seq: entry.seq,
+                amount,
             });
         }
     }
@@ -559,7 +568,7 @@ async fn deliver_owed(
     let Some(message) = owed.milestone.message() else {
         return Ok(());
     };
-    let text = render_for(ticket, current, message, deps, now)?;
+    let text = render_for(ticket, current, message, owed.amount, deps, now)?;
     let outgoing = OutgoingMessage::new(
         ticket.id.clone(),
         message,
@@ -846,10 +855,13 @@ fn recipient(ticket: &Ticket) -> Result<Recipient, StepError> {
         .map_err(|e| StepError::invalid(format!("ticket {}: {e}", ticket.id)))
 }
 
+/// `amount`: what a money message mentions when it is about one refund in particular (an owed
+/// message); otherwise the milestone's amount as the ticket has it.
 fn render_for(
     ticket: &Ticket,
     current: &[AuditEvent],
     milestone: Milestone,
+    amount: Option<Money>,
     deps: &NotifyDeps,
     now: Timestamp,
 ) -> Result<RenderedMessage, StepError> {
@@ -896,7 +908,10 @@ fn render_for(
             ctx.return_shipment = Some(return_shipment(ticket, deps)?);
         }
         Milestone::RefundIssued | Milestone::CouponIssued | Milestone::PriceAdjusted => {
-            ctx.amount = Some(milestone_amount(ticket, milestone)?);
+            ctx.amount = Some(match amount {
+                Some(amount) => amount,
+                None => milestone_amount(ticket, milestone)?,
+            });
         }
         Milestone::Rejected => ctx.reasons = rejection_reasons(ticket, locale),
         Milestone::Survey => {

@@ -78,17 +78,16 @@ pub async fn handle(input: ProposeInput, deps: &ProposeDeps) -> Result<ProposeOu
         let output = output(&ticket.id, &proposal)?;
 
         let mut change = Change::new(ticket.clone(), now, actor.clone());
-        match output.route {
-            ProposeRoute::Rejected => change.record(TicketEvent::Rejected {
+        let event = if is_rejection(&proposal) {
+            TicketEvent::Rejected {
                 reason: rejection_codes(&proposal).join(","),
-            })?,
-            // `output` of a proposal routes to the decision or the rejection only.
-            ProposeRoute::AwaitDecision | ProposeRoute::RequestEvidence | ProposeRoute::Review => {
-                change.record(TicketEvent::Proposed {
-                    options: output.options,
-                })?
+            }
+        } else {
+            TicketEvent::Proposed {
+                options: output.options,
             }
         };
+        change.record(event)?;
         change.ticket.proposal = Some(proposal);
         match ticket_change::save(store, &ticket, change).await {
             Ok(saved) => {
@@ -176,14 +175,13 @@ fn rejection_codes(proposal: &Proposal) -> Vec<String> {
 fn already_proposed(ticket: &Ticket) -> Result<Option<ProposeOutput>, StepError> {
     match (ticket.status, &ticket.proposal) {
         (TicketStatus::Proposed | TicketStatus::Rejected, Some(proposal)) => {
-            let output = output(&ticket.id, proposal)?;
-            let matches = match output.route {
-                ProposeRoute::AwaitDecision => ticket.status == TicketStatus::Proposed,
-                ProposeRoute::Rejected => ticket.status == TicketStatus::Rejected,
-                ProposeRoute::RequestEvidence | ProposeRoute::Review => false,
+            let recorded = if is_rejection(proposal) {
+                TicketStatus::Rejected
+            } else {
+                TicketStatus::Proposed
             };
-            if matches {
-                Ok(Some(output))
+            if ticket.status == recorded {
+                Ok(Some(output(&ticket.id, proposal)?))
             } else {
                 Err(StepError::policy(format!(
                     "ticket {} is {}; propose runs only on a diagnosed ticket",

@@ -36,10 +36,6 @@ pub enum SurveyAction {
 pub struct SurveyInput {
     pub ticket_id: TicketId,
     pub action: SurveyAction,
-    /// The answer's score as the waiting state received it; used only when the ticket holds
-    /// no stored answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +57,7 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
     let now = deps.clock.now();
     let ticket = ticket_change::load(store, &input.ticket_id).await?;
     let score = match input.action {
-        SurveyAction::Record => Some(answered_score(&ticket, input.score)?),
+        SurveyAction::Record => Some(answered_score(&ticket)?),
         SurveyAction::NoAnswer => None,
     };
     let department = department_of(&ticket, &deps.policy);
@@ -126,12 +122,12 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
     })
 }
 
-fn answered_score(ticket: &Ticket, from_input: Option<u8>) -> Result<u8, StepError> {
+/// The score `respond` stored with the customer's answer.
+fn answered_score(ticket: &Ticket) -> Result<u8, StepError> {
     let score = ticket
         .survey
         .as_ref()
         .and_then(|s| s.score)
-        .or(from_input)
         .ok_or_else(|| {
             StepError::invalid(format!(
                 "ticket {} has no survey answer to record",
@@ -162,19 +158,8 @@ fn close_survey(change: &mut ticket_change::Change, score: Option<u8>) -> Result
     let at = change.at();
     match score {
         Some(score) => {
+            // the score itself is on the ticket already (`answered_score`)
             change.record(TicketEvent::SurveyAnswered { score })?;
-            if change
-                .ticket
-                .survey
-                .as_ref()
-                .and_then(|s| s.score)
-                .is_none()
-            {
-                change.ticket.survey = Some(SurveyResult {
-                    score: Some(score),
-                    at,
-                });
-            }
         }
         None => {
             change.record(TicketEvent::SurveyUnanswered)?;
