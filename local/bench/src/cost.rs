@@ -70,9 +70,11 @@ pub fn usage(function: &str) -> Usage {
         "respond" => step,
         // get + the customer's recent tickets (Query, eventually consistent: 0.5 RRU) + save.
         "diagnose" | "propose" => Usage { rru: 1.5, ..step },
-        // get + the audit trail (Query, consistent, idempotency) + save + one email.
+        // get + the audit trail (Query, consistent, idempotency) + save (the milestone's event
+        // and the token), one email, then get + trail + save again to record `notification_sent`.
         "notify" => Usage {
-            rru: 2.0,
+            rru: 4.0,
+            wru: 12.0,
             emails: 1.0,
             ..step
         },
@@ -92,6 +94,23 @@ pub fn usage(function: &str) -> Usage {
         },
         _ => step,
     }
+}
+
+/// One message a notify invocation sends before its own for what a step without channels did
+/// (`notify::owed_messages`): the email, then get + trail + save recording `notification_sent`.
+pub const OWED_MESSAGE: Usage = Usage {
+    rru: 2.0,
+    wru: 6.0,
+    sqs_requests: 0.0,
+    emails: 1.0,
+    billed_ms: 0.0,
+};
+
+/// The owed messages of a path: `accept`'s acknowledgement, each refund (execute-refund sends
+/// nothing itself) and each parcel the warehouse reports (through `respond`).
+pub fn owed_messages(run: &PathRun) -> u64 {
+    let entered = |state: &str| run.states.iter().filter(|s| *s == state).count() as u64;
+    1 + entered("ExecuteRefund") + entered("InspectReturn")
 }
 
 /// One path's bill for one ticket.
@@ -127,6 +146,10 @@ impl Bill {
             bill.sqs += n * u.sqs_requests;
             bill.emails += n * u.emails;
         }
+        let owed = owed_messages(run) as f64;
+        bill.rru += owed * OWED_MESSAGE.rru;
+        bill.wru += owed * OWED_MESSAGE.wru;
+        bill.emails += owed * OWED_MESSAGE.emails;
         bill
     }
 
@@ -248,4 +271,31 @@ pub fn price_table() -> String {
         let _ = writeln!(md, "| {item} | {price} | {source} |");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(states: &[&str], notify: u64) -> PathRun {
+        PathRun {
+            transitions: states.len() as u64,
+            invocations: BTreeMap::from([("notify".to_owned(), notify)]),
+            answers: 0,
+            states: states.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_refund_and_each_parcel_received_is_one_owed_message_besides_the_acknowledgement() {
+        let returned = run(&["Diagnose", "InspectReturn", "ExecuteRefund", "Survey"], 0);
+        let rejected = run(&["Diagnose", "NotifyRejected"], 0);
+        assert_eq!(owed_messages(&returned), 3);
+        assert_eq!(owed_messages(&rejected), 1);
+
+        let bill = Bill::of(&returned);
+        let plain = Bill::of(&run(&["Diagnose"], 0));
+        assert_eq!(bill.emails - plain.emails, 2.0);
+        assert_eq!(bill.wru - plain.wru, 2.0 * OWED_MESSAGE.wru);
+    }
 }

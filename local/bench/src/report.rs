@@ -211,8 +211,10 @@ pub async fn cost(o: &Options, r: &mut Report) -> Result<(), String> {
     }
     let _ = writeln!(
         md,
-        "\nAssumptions: the ticket item is ≤ 2 KB, audit events, request claims and ledger items ≤ 1 KB; reads are strongly consistent GetItem (1 RRU per 4 KB), queries eventually consistent where the code allows; TransactWriteItems costs twice the WRU of its items. Lambda duration is not measured in the cloud here: a warm step is assumed to bill 60 ms (two or three DynamoDB round trips), execute-refund 400 ms (the payment gateway), at {} MB (the template's `MemorySize`). Init duration is billed since 2025-08 but a cold start is rare per ticket and is left out. API Gateway requests are the HTTP API's `POST /v1/requests` and each answer's `POST /v1/tickets/{{id}}/responses`. Emails (notify, SES) are the customer channel, shown apart and not in the target.\n",
-        cost::MEMORY_MB
+        "\nAssumptions: the ticket item is ≤ 2 KB, audit events, request claims and ledger items ≤ 1 KB; reads are strongly consistent GetItem (1 RRU per 4 KB), queries eventually consistent where the code allows; TransactWriteItems costs twice the WRU of its items. Lambda duration is not measured in the cloud here: a warm step is assumed to bill 60 ms (two or three DynamoDB round trips), execute-refund 400 ms (the payment gateway), at {} MB (the template's `MemorySize`). Init duration is billed since 2025-08 but a cold start is rare per ticket and is left out. API Gateway requests are the HTTP API's `POST /v1/requests` and each answer's `POST /v1/tickets/{{id}}/responses`. Emails (notify, SES) are the customer channel, shown apart and not in the target. Besides its own message, notify sends what the customer is owed (one email and one more get + trail + save each, {} RRU / {} WRU): the acknowledgement on every path, one per refund (`ExecuteRefund` entered) and one per parcel received (`InspectReturn` entered).\n",
+        cost::MEMORY_MB,
+        cost::OWED_MESSAGE.rru,
+        cost::OWED_MESSAGE.wru
     );
     let _ = writeln!(md, "{table}");
     if let Some((name, _, run)) = runs.iter().find(|(_, c, _)| *c) {
