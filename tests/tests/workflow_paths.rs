@@ -1399,7 +1399,8 @@ async fn decision_as_the_deadline_fires() -> Outcome {
         .stack
         .answer_as_deadline_fires(&run.ticket, &option("opt-3"))
         .await?;
-    if answered.status != 409 {
+    // the run goes on with the answer, so the storefront hears it was taken
+    if answered.status != 202 {
         return Err(format!(
             "respond answered {}: {}",
             answered.status, answered.body
@@ -1549,6 +1550,210 @@ async fn parcel_between_attempts_of_the_return_request() -> Outcome {
     // the return instructions never went out: the parcel was in before the retry
     expect.sent.retain(|m| *m != "return_requested");
     check(&run, expect).await
+}
+
+/// The customer's choice (after the reminder) arrives just as the decision's last deadline
+/// fires, whatever the policy's default: the default step finds the ticket answered
+/// (`AlreadyAnswered`) and the run goes on with the customer's choice, not the default.
+async fn decision_at_the_last_deadline(closing: bool) -> Outcome {
+    let run = if closing {
+        Run::start_with(Claim::default(), closing_policy()?).await?
+    } else {
+        Run::start(Claim::default()).await?
+    };
+    run.no_answer().await?;
+    let answered = run
+        .stack
+        .answer_as_deadline_fires(&run.ticket, &option("opt-3"))
+        .await?;
+    if answered.status != 202 {
+        return Err(format!(
+            "respond answered {}: {}",
+            answered.status, answered.body
+        ));
+    }
+    run.answer(survey(4)).await?;
+    let default_step: &[&str] = if closing {
+        &["CloseUnanswered", "RouteLateAnswer"]
+    } else {
+        &["AcceptTopOption"]
+    };
+    check(
+        &run,
+        Expect {
+            states: path(&[
+                &HEAD[..4],
+                &["RemindCustomerDecision", "ApplyDefaultDecision"],
+                default_step,
+                &["TakeRecordedDecision", "RouteDecision", "ArrangeRepair"],
+                RESOLVED,
+            ]),
+            status: "closed",
+            chosen: Some("repair"),
+            events: [
+                OPENED,
+                &[
+                    "reminder_sent",
+                    "option_accepted",
+                    "repair_arranged",
+                    "resolved",
+                ],
+                SURVEY_OK,
+            ]
+            .concat(),
+            refunds: &[],
+            sent: vec![
+                "acknowledged",
+                "proposal",
+                "decision_reminder",
+                "repair_arranged",
+                "resolved",
+                "survey",
+            ],
+            feedback: vec![("quality", Some(4))],
+        },
+    )
+    .await
+}
+
+/// The photos arrive (after the reminder) just as the evidence's last deadline fires: the close
+/// finds them, and the ticket goes back to Diagnose instead of closing.
+async fn evidence_at_the_last_deadline() -> Outcome {
+    let claim = Claim {
+        evidence: false,
+        ..cheap()
+    };
+    let run = Run::start(claim).await?;
+    run.no_answer().await?;
+    run.stack
+        .answer_as_deadline_fires(&run.ticket, &evidence())
+        .await?;
+    run.answer(option("opt-1")).await?;
+    run.answer(survey(5)).await?;
+    check(
+        &run,
+        Expect {
+            states: path(&[
+                EVIDENCE_HEAD,
+                &["AwaitEvidence", "CloseUnanswered", "RouteLateAnswer"],
+                HEAD,
+                &["ExecuteRefund"],
+                RESOLVED,
+            ]),
+            status: "closed",
+            chosen: Some("refund"),
+            events: [
+                &[
+                    "received",
+                    "diagnosed",
+                    "evidence_requested",
+                    "reminder_sent",
+                    "evidence_received",
+                ][..],
+                &OPENED[1..],
+                &["option_accepted", "refund_issued", "resolved"],
+                SURVEY_OK,
+            ]
+            .concat(),
+            refunds: &[("refund", 1800)],
+            sent: vec![
+                "acknowledged",
+                "evidence_requested",
+                "evidence_reminder",
+                "proposal",
+                "refund_issued",
+                "resolved",
+                "survey",
+            ],
+            feedback: vec![("quality", Some(5))],
+        },
+    )
+    .await
+}
+
+/// The warehouse reports the parcel (after the reminder) just as the return's last deadline
+/// fires: the close finds the receipt, which is inspected and refunded.
+async fn return_at_the_last_deadline() -> Outcome {
+    let run = Run::start(Claim::default()).await?;
+    run.answer(option("opt-1")).await?;
+    run.no_answer().await?;
+    run.stack
+        .answer_as_deadline_fires(&run.ticket, &parcel(2, "restock"))
+        .await?;
+    run.answer(survey(4)).await?;
+    let mut expect = returned_then_refunded(&[
+        "AwaitReturnParcel",
+        "RemindReturnParcel",
+        "CloseUnanswered",
+        "RouteLateAnswer",
+        "TakeRecordedReturn",
+        "InspectReturn",
+        "ExecuteRefund",
+    ]);
+    let after = |list: &mut Vec<&str>, before: &str, item: &'static str| {
+        let at = list.iter().position(|m| *m == before).map_or(0, |i| i + 1);
+        list.insert(at, item);
+    };
+    after(&mut expect.events, "return_requested", "reminder_sent");
+    // the reminder repeats the return instructions
+    after(&mut expect.sent, "return_requested", "return_requested");
+    check(&run, expect).await
+}
+
+/// The score (after the reminder) arrives just as the survey's last deadline fires: it is
+/// recorded as an answer, not as "no answer", and a low score still gets the follow-up.
+async fn survey_at_the_last_deadline() -> Outcome {
+    let run = Run::start(Claim::default()).await?;
+    run.answer(option("opt-4")).await?;
+    run.no_answer().await?;
+    run.stack
+        .answer_as_deadline_fires(&run.ticket, &survey(1))
+        .await?;
+    check(
+        &run,
+        Expect {
+            states: path(&[
+                HEAD,
+                &[
+                    "SendParts",
+                    "NotifyResolved",
+                    "WaitBeforeSurvey",
+                    "Survey",
+                    "RemindSurvey",
+                    "RecordNoAnswer",
+                    "SendFeedback",
+                    "FollowUpIfLowScore",
+                ],
+            ]),
+            status: "closed",
+            chosen: Some("parts"),
+            events: [
+                OPENED,
+                &[
+                    "option_accepted",
+                    "parts_sent",
+                    "resolved",
+                    "reminder_sent",
+                    "survey_answered",
+                    "feedback_sent",
+                    "follow_up_requested",
+                ],
+            ]
+            .concat(),
+            refunds: &[],
+            sent: vec![
+                "acknowledged",
+                "proposal",
+                "parts_sent",
+                "resolved",
+                "survey",
+                "survey",
+                "follow_up",
+            ],
+            feedback: vec![("quality", Some(1))],
+        },
+    )
+    .await
 }
 
 /// execute-refund keeps losing its write of the refund to concurrent changes of the ticket:
@@ -1862,6 +2067,26 @@ async fn scenarios() -> Vec<(&'static str, Outcome)> {
         (
             "return as the deadline fires",
             return_as_the_deadline_fires().await,
+        ),
+        (
+            "decision at the last deadline, default accepts",
+            decision_at_the_last_deadline(false).await,
+        ),
+        (
+            "decision at the last deadline, default closes",
+            decision_at_the_last_deadline(true).await,
+        ),
+        (
+            "evidence at the last deadline",
+            evidence_at_the_last_deadline().await,
+        ),
+        (
+            "return at the last deadline",
+            return_at_the_last_deadline().await,
+        ),
+        (
+            "survey at the last deadline",
+            survey_at_the_last_deadline().await,
         ),
         (
             "parcel between attempts of the return request",

@@ -452,8 +452,9 @@ async fn two_different_answers_racing_resume_the_step_once() {
 }
 
 #[tokio::test]
-async fn an_answer_for_a_step_that_timed_out_is_recorded_but_a_conflict() {
-    // given: the token is no longer open at the workflow
+async fn an_answer_whose_token_the_workflow_rejects_is_recorded_but_a_conflict() {
+    // given: the workflow does not take the token (InvalidToken); a wait that timed out is
+    // different, the run takes the recorded answer (tests/tests/workflow_paths.rs)
     let w = world();
     let ticket = ticket_waiting(w.store.as_ref(), "evt_gone", WaitKind::Survey, TOKEN).await;
     // when

@@ -353,6 +353,38 @@ async fn closing_unanswered_records_what_the_ticket_waited_for() {
         }));
 }
 
+/// The photos came as the evidence's last deadline fired: closing is refused as
+/// `AlreadyAnswered`, naming the wait the workflow routes on; nothing is recorded or sent.
+#[tokio::test]
+async fn closing_a_ticket_whose_answer_came_at_the_deadline_is_already_answered() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let id = awaiting_evidence(&store).await;
+    advance(
+        store.as_ref(),
+        &id,
+        vec![TicketEvent::EvidenceReceived { items: 1 }],
+        |ticket| ticket.waiting = None,
+    )
+    .await;
+    let before = events(store.as_ref(), &id).await;
+
+    let error = handle(
+        input(&id, NotifyMilestone::ClosedUnanswered, None),
+        &deps(&store, Arc::new(outbox.clone())),
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(error.name(), "AlreadyAnswered", "{error}");
+    assert!(
+        error.to_string().contains("no longer waits for evidence"),
+        "{error}"
+    );
+    assert_eq!(events(store.as_ref(), &id).await, before);
+    assert!(outbox.for_ticket(&id).is_empty());
+}
+
 /// A channel that looks at the stored ticket while it sends, as a fast customer would.
 struct PeekingChannel {
     store: Arc<MemoryStore>,

@@ -208,6 +208,27 @@ async fn recording_without_any_answer_is_invalid_input() {
     assert!(feedback.messages(Department::Quality).is_empty());
 }
 
+/// The score was stored as the survey's last deadline fired: "no answer" is refused as
+/// `AlreadyAnswered` (the workflow records the answer instead); nothing is published.
+#[tokio::test]
+async fn no_answer_for_a_ticket_holding_a_score_is_already_answered() {
+    let store = Arc::new(MemoryStore::new());
+    let feedback = Arc::new(InMemoryFeedbackPublisher::new());
+    let id = resolved(&store, "evt_late_score", Some(2)).await;
+
+    let error = handle(input(&id, SurveyAction::NoAnswer), &deps(&store, &feedback))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.name(), "AlreadyAnswered", "{error}");
+    assert!(feedback.messages(Department::Quality).is_empty());
+    assert!(
+        !events(store.as_ref(), &id)
+            .await
+            .contains(&"survey_unanswered")
+    );
+}
+
 #[tokio::test]
 async fn a_low_score_counts_the_score_by_root_cause_and_department_and_one_follow_up() {
     let store = Arc::new(MemoryStore::new());

@@ -1165,9 +1165,11 @@ fn step_gone() -> ApiError {
 
 enum Resumed {
     Yes,
-    /// Step Functions no longer knows the task: most likely an earlier attempt resumed it.
+    /// Step Functions no longer waits on this token: an earlier attempt resumed it, the step
+    /// was retried with a new token, or its deadline fired; in each case the workflow goes on
+    /// with the answer recorded on the ticket.
     AlreadyGone,
-    /// The step timed out or its token is not valid: the workflow went on without the answer.
+    /// The token is not valid: the workflow went on without the answer.
     StepGone,
     NotYet(ApiError),
 }
@@ -1182,7 +1184,10 @@ async fn resume(deps: &Deps, id: &TicketId, token: &TaskToken, output: &Value) -
     {
         Ok(()) => Resumed::Yes,
         Err(WorkflowError::TaskDoesNotExist) => Resumed::AlreadyGone,
-        Err(error @ (WorkflowError::InvalidToken | WorkflowError::TaskTimedOut)) => {
+        // The wait's deadline fired as the answer came: the state after it finds the answer on
+        // the ticket (`AlreadyAnswered`) and the run goes on with it.
+        Err(WorkflowError::TaskTimedOut) => Resumed::AlreadyGone,
+        Err(error @ WorkflowError::InvalidToken) => {
             tracing::warn!(ticket_id = %id, %error, "the waiting step is gone");
             Resumed::StepGone
         }

@@ -130,6 +130,15 @@ pub fn parcel_in_for_current_decision(trail: &[AuditEvent]) -> Option<RecordedAn
         .flatten()
 }
 
+/// Which of `kinds` the newest recorded answer is for (see [`answered_at`]).
+pub fn last_answered_wait(trail: &[AuditEvent], kinds: &[WaitKind]) -> Option<WaitKind> {
+    kinds
+        .iter()
+        .filter_map(|kind| answered_at(trail, *kind).map(|at| (at, *kind)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, kind)| kind)
+}
+
 /// The newest answer to any of `kinds` (a decision is the customer's or an agent's).
 pub fn newest_answer(trail: &[AuditEvent], kinds: &[WaitKind]) -> Option<RecordedAnswer> {
     kinds

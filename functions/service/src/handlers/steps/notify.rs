@@ -229,6 +229,29 @@ fn cannot_wait(ticket: &Ticket, trail: &[AuditEvent], kind: WaitKind) -> StepErr
     }
 }
 
+/// The steps that end a wait without its answer (`closed_unanswered`, the decision's
+/// `default_option_accepted`) find the answer recorded as the last deadline fired:
+/// `AlreadyAnswered`, naming the wait, which the workflow routes to the state that takes it.
+fn answered_at_the_last_deadline(
+    ticket: &Ticket,
+    trail: &[AuditEvent],
+    milestone: NotifyMilestone,
+) -> Option<StepError> {
+    let kinds: &[WaitKind] = match milestone {
+        NotifyMilestone::ClosedUnanswered => &[
+            WaitKind::Evidence,
+            WaitKind::Decision,
+            WaitKind::ReturnParcel,
+        ],
+        NotifyMilestone::DefaultOptionAccepted => &[WaitKind::Decision],
+        _ => return None,
+    };
+    if ticket.status.is_terminal() || kinds.iter().any(|kind| kind.fits(ticket.status)) {
+        return None; // closed by an earlier attempt, or still waiting: nothing came
+    }
+    answer::last_answered_wait(trail, kinds).map(|kind| cannot_wait(ticket, trail, kind))
+}
+
 pub struct NotifyDeps {
     pub store: Arc<dyn TicketStore>,
     pub channels: FanOut,
@@ -302,6 +325,9 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
             }
         }
 
+        if let Some(late) = answered_at_the_last_deadline(&ticket, &trail, milestone) {
+            return Err(late);
+        }
         let text = match message {
             Some(message) => Some(render_for(&ticket, &current, message, None, deps, now)?),
             None => None,

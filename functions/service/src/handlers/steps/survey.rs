@@ -58,7 +58,16 @@ pub async fn handle(input: SurveyInput, deps: &SurveyDeps) -> Result<SurveyOutpu
     let ticket = ticket_change::load(store, &input.ticket_id).await?;
     let score = match input.action {
         SurveyAction::Record => Some(answered_score(&ticket)?),
-        SurveyAction::NoAnswer => None,
+        SurveyAction::NoAnswer => match ticket.survey.as_ref().and_then(|s| s.score) {
+            // The answer came as the survey's deadline fired: the workflow records it instead.
+            Some(_) => {
+                return Err(StepError::AlreadyAnswered(format!(
+                    "ticket {} already has its survey answer; it no longer waits for survey",
+                    ticket.id
+                )));
+            }
+            None => None,
+        },
     };
     let department = department_of(&ticket, &deps.policy);
     let low_score = score.is_some_and(|s| s <= deps.policy.survey.follow_up_at_or_below);
