@@ -553,6 +553,23 @@ impl Stack {
         Ok(status)
     }
 
+    /// The ticket's run as the local stack stores it (JSON).
+    pub fn stored_run(&self, ticket_id: &str) -> Result<String, String> {
+        let runs = self.workflow.lock();
+        let run = runs
+            .get(ticket_id)
+            .ok_or_else(|| format!("no execution for {ticket_id}"))?;
+        run.to_json().map_err(|e| e.to_string())
+    }
+
+    /// Puts back a run stored earlier, as the local stack finds it after a crash that lost
+    /// everything the run did since (the ticket keeps what the steps and people wrote).
+    pub fn restore_run(&self, ticket_id: &str, stored: &str) -> Result<(), String> {
+        let run = Execution::from_json(stored).map_err(|e| e.to_string())?;
+        self.workflow.put(ticket_id, run);
+        Ok(())
+    }
+
     /// The next message of `milestone` fails retryably; the workflow retries the step.
     pub fn fail_next_send_of(&self, milestone: &str) {
         *self

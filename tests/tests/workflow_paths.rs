@@ -1756,6 +1756,38 @@ async fn survey_at_the_last_deadline() -> Outcome {
     .await
 }
 
+/// The local stack is killed after the customer chose but before the run's progress was
+/// stored: on restart the run is replayed from its start. Diagnose and Propose answer what they
+/// stored, the decision's wait finds the choice on the ticket (`AlreadyAnswered`) and the run
+/// goes on with it: one refund, nothing sent twice.
+async fn replayed_after_a_crash_once_the_customer_chose() -> Outcome {
+    let stack = Stack::new(t0());
+    let claim = cheap();
+    let accepted = stack.submit(&claim.request(1)).await;
+    let ticket = accepted.body["ticket_id"]
+        .as_str()
+        .ok_or("accept's answer has no ticket_id")?
+        .to_owned();
+    let started = stack.stored_run(&ticket)?;
+    stack.settle(&ticket).await?;
+    let run = Run {
+        stack,
+        ticket,
+        paid: claim.paid(),
+    };
+    run.answer(option("opt-1")).await?;
+    run.stack.restore_run(&run.ticket, &started)?;
+    run.stack.settle(&run.ticket).await?;
+    run.answer(survey(5)).await?;
+    let mut expect = refunded_without_return();
+    expect.states = path(&[
+        &HEAD[..4],
+        &["TakeRecordedDecision", "RouteDecision", "ExecuteRefund"],
+        RESOLVED,
+    ]);
+    check(&run, expect).await
+}
+
 /// execute-refund keeps losing its write of the refund to concurrent changes of the ticket:
 /// `Conflict` on every attempt (the gateway paid once). The run goes to a person, never fails;
 /// the agent grants the refund again and the ledger answers with the first refund.
@@ -2087,6 +2119,10 @@ async fn scenarios() -> Vec<(&'static str, Outcome)> {
         (
             "survey at the last deadline",
             survey_at_the_last_deadline().await,
+        ),
+        (
+            "replayed after a crash once the customer chose",
+            replayed_after_a_crash_once_the_customer_chose().await,
         ),
         (
             "parcel between attempts of the return request",

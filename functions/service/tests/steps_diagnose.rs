@@ -143,8 +143,38 @@ async fn a_race_lost_every_time_is_a_conflict_and_writes_nothing() {
     assert_eq!(events(store.as_ref(), &id).await, ["received"]);
 }
 
+/// The run replayed from before its diagnosis was stored (the local stack after kill -9) while
+/// the customer had already chosen: the stored diagnosis' route again, nothing recorded, so the
+/// replay reaches the decision's wait, which finds the answer.
 #[tokio::test]
-async fn diagnosing_a_proposed_ticket_is_a_policy_violation() {
+async fn a_replay_after_the_ticket_moved_on_answers_the_stored_route() {
+    let store = Arc::new(MemoryStore::new());
+    let id = open(&store, request_from(request_json("evt_replayed"))).await;
+    let first = handle(input(&id), &deps(store.clone())).await.unwrap();
+    advance(
+        store.as_ref(),
+        &id,
+        vec![
+            TicketEvent::Proposed { options: 1 },
+            TicketEvent::OptionAccepted {
+                option_id: "opt-1".into(),
+                kind: aftersales_domain::ResolutionKind::Refund,
+                by_default: false,
+            },
+        ],
+        |_| {},
+    )
+    .await;
+    let before = events(store.as_ref(), &id).await;
+
+    let replayed = handle(input(&id), &deps(store.clone())).await.unwrap();
+
+    assert_eq!(replayed, first);
+    assert_eq!(events(store.as_ref(), &id).await, before);
+}
+
+#[tokio::test]
+async fn diagnosing_a_proposed_ticket_without_a_stored_diagnosis_is_a_policy_violation() {
     let store = Arc::new(MemoryStore::new());
     let id = open(&store, request_from(request_json("evt_late_call"))).await;
     advance(

@@ -118,6 +118,32 @@ async fn a_rerun_returns_the_same_options_and_records_once() {
     );
 }
 
+/// The run replayed from before its proposal was stored (the local stack after kill -9) while
+/// the customer had already chosen: the same answer, nothing recorded twice.
+#[tokio::test]
+async fn a_replay_after_the_customer_chose_answers_the_stored_proposal() {
+    let store = Arc::new(MemoryStore::new());
+    let id = diagnosed(&store, request_json("evt_replayed_proposal")).await;
+    let first = handle(input(&id), &deps(&store)).await.unwrap();
+    advance(
+        store.as_ref(),
+        &id,
+        vec![TicketEvent::OptionAccepted {
+            option_id: "opt-1".into(),
+            kind: ResolutionKind::Refund,
+            by_default: false,
+        }],
+        |_| {},
+    )
+    .await;
+    let before = events(store.as_ref(), &id).await;
+
+    let replayed = handle(input(&id), &deps(&store)).await.unwrap();
+
+    assert_eq!(replayed, first);
+    assert_eq!(events(store.as_ref(), &id).await, before);
+}
+
 #[tokio::test]
 async fn proposing_before_the_diagnosis_is_a_policy_violation() {
     let store = Arc::new(MemoryStore::new());

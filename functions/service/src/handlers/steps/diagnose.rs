@@ -140,19 +140,19 @@ fn output(id: &TicketId, route: DiagnoseRoute, diagnosis: &Diagnosis) -> Diagnos
 }
 
 /// A re-run after a diagnosis was stored (the answer was lost): the same answer, nothing
-/// recorded twice. Diagnosing is only allowed from `received`.
+/// recorded twice. Diagnosing is only allowed from `received`. A ticket that has moved further
+/// (a proposal, a choice) is a run replayed from an earlier point (the local stack after a
+/// crash): the stored diagnosis' own route, so the replay reaches the step that was answered.
 fn already_diagnosed(ticket: &Ticket) -> Result<Option<DiagnoseOutput>, StepError> {
     let route = match ticket.status {
         TicketStatus::Received => return Ok(None),
         TicketStatus::Diagnosed => DiagnoseRoute::Propose,
         TicketStatus::AwaitingEvidence => DiagnoseRoute::RequestEvidence,
         TicketStatus::UnderReview => DiagnoseRoute::Review,
-        other => {
-            return Err(StepError::policy(format!(
-                "ticket {} is {other}; diagnose runs only on a received ticket",
-                ticket.id
-            )));
-        }
+        _ => match &ticket.diagnosis {
+            Some(diagnosis) => route_of(diagnosis),
+            None => DiagnoseRoute::Propose, // refused below: no stored diagnosis
+        },
     };
     match &ticket.diagnosis {
         Some(diagnosis) => Ok(Some(output(&ticket.id, route, diagnosis))),

@@ -171,8 +171,21 @@ fn rejection_codes(proposal: &Proposal) -> Vec<String> {
     codes
 }
 
-/// A re-run after the proposal was stored: the same answer, nothing recorded twice.
+/// A re-run after the proposal was stored: the same answer, nothing recorded twice. A ticket
+/// whose proposal was answered since (in progress, awaiting the return, resolved, closed) is a
+/// run replayed from an earlier point (the local stack after a crash): the same answer too, and
+/// the decision's wait then finds the answer on the ticket (`AlreadyAnswered`).
 fn already_proposed(ticket: &Ticket) -> Result<Option<ProposeOutput>, StepError> {
+    if let (
+        TicketStatus::InProgress
+        | TicketStatus::AwaitingReturn
+        | TicketStatus::Resolved
+        | TicketStatus::Closed,
+        Some(proposal),
+    ) = (ticket.status, &ticket.proposal)
+    {
+        return Ok(Some(output(&ticket.id, proposal)?));
+    }
     match (ticket.status, &ticket.proposal) {
         (TicketStatus::Proposed | TicketStatus::Rejected, Some(proposal)) => {
             let recorded = if is_rejection(proposal) {
