@@ -652,6 +652,17 @@ impl Stack {
         self.outbox.sent()
     }
 
+    /// The bodies of the messages of `milestone` sent to the customer, in order.
+    pub fn bodies(&self, milestone: &str) -> Vec<String> {
+        self.outbox
+            .outbox
+            .messages()
+            .iter()
+            .filter(|m| serde_json::to_value(m.milestone()).is_ok_and(|v| v == milestone))
+            .map(|m| m.body().to_owned())
+            .collect()
+    }
+
     /// The refunds the gateway made.
     pub fn refunds(&self) -> Vec<(RefundRequest, RefundReceipt)> {
         self.gateway.refunds()

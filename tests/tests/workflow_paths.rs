@@ -655,6 +655,73 @@ async fn exchange() -> Outcome {
     .await
 }
 
+/// The customer exchanges both keyboards (14.950 CNY each) for another variant the storefront
+/// prices at `unit_price`: a cheaper one refunds the difference once, a dearer one is charged
+/// (the exchange message tells the customer the amount due; nothing is refunded).
+async fn exchange_for_a_variant(unit_price: i64) -> Outcome {
+    let run = Run::start(Claim::default()).await?;
+    let choice = json!({"kind": "decision", "option_id": "opt-2",
+                        "exchange_for": {"sku": "KB-87-BLK", "unit_price": unit_price}});
+    run.answer(choice).await?;
+    run.answer(survey(5)).await?;
+    let difference = (unit_price - 14950) * 2;
+    let refunded = difference < 0;
+    let message = run.stack.bodies("exchange_arranged").concat();
+    let amount = format!(
+        "{}.{:02} CNY",
+        difference.abs() / 100,
+        difference.abs() % 100
+    );
+    let told = if refunded {
+        format!("we refund you the difference of {amount}")
+    } else {
+        format!("the difference of {amount} is yours to pay")
+    };
+    if !message.contains(&told) {
+        return Err(format!(
+            "the exchange message does not say {told:?}: {message}"
+        ));
+    }
+    let refund = [("exchange_difference", -difference)];
+    check(
+        &run,
+        Expect {
+            states: path(&[
+                HEAD,
+                &["ArrangeExchange", "SettleExchangeDifference"],
+                RESOLVED,
+            ]),
+            status: "closed",
+            chosen: Some("exchange"),
+            events: [
+                OPENED,
+                &["option_accepted", "exchange_arranged"],
+                if refunded {
+                    &["refund_issued"][..]
+                } else {
+                    &[]
+                },
+                &["resolved"],
+                SURVEY_OK,
+            ]
+            .concat(),
+            refunds: if refunded { &refund } else { &[] },
+            sent: [
+                &["acknowledged", "proposal", "exchange_arranged"][..],
+                if refunded {
+                    &["refund_issued"][..]
+                } else {
+                    &[]
+                },
+                &["resolved", "survey"],
+            ]
+            .concat(),
+            feedback: vec![("quality", Some(5))],
+        },
+    )
+    .await
+}
+
 async fn simple_resolution(
     option_id: &str,
     kind: &'static str,
@@ -2030,6 +2097,14 @@ async fn scenarios() -> Vec<(&'static str, Outcome)> {
             return_parcel_never_arrives().await,
         ),
         ("exchange", exchange().await),
+        (
+            "exchange for a cheaper variant",
+            exchange_for_a_variant(12950).await,
+        ),
+        (
+            "exchange for a dearer variant",
+            exchange_for_a_variant(16950).await,
+        ),
         (
             "repair",
             simple_resolution("opt-3", "repair", "ArrangeRepair", &[]).await,

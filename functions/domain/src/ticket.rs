@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnosis::Diagnosis;
-use crate::ids::LineId;
 use crate::ids::TicketId;
+use crate::ids::{LineId, Sku};
 use crate::kinds::{Disposition, ResolutionKind};
 use crate::lifecycle::{Actor, AuditEvent, TicketEvent, TicketStatus, TransitionError, WaitKind};
 use crate::money::Money;
@@ -58,6 +58,20 @@ pub struct ChosenResolution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
     pub chosen_by: Actor,
+    /// An exchange for another variant at its own price, when the chooser named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeFor>,
+}
+
+/// The variant an exchange sends instead of the claimed one (another size or colour), as the
+/// storefront priced it, and what that changes: fixed when the choice is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeFor {
+    pub sku: Sku,
+    pub unit_price: Money,
+    /// For every unit the exchange covers: positive is charged to the customer, negative
+    /// refunded (`proposal::exchange_price_difference`).
+    pub price_difference: Money,
 }
 
 /// A returned line as the warehouse found it.

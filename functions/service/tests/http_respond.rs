@@ -186,6 +186,158 @@ async fn accepting_an_option_records_the_choice_and_resumes_with_its_resolution(
     assert_eq!(chosen.amount, option.amount);
 }
 
+/// A ticket waiting for the customer's decision whose proposal also offers an exchange of the
+/// claimed lines (`opt-9`; the fixture's order is past its return window, so the proposal
+/// itself only rejects).
+async fn waiting_with_an_exchange(w: &World) -> Ticket {
+    let ticket = waiting(w, WaitKind::Decision).await;
+    let mut changed = ticket.clone();
+    let proposal = changed.proposal.as_mut().unwrap();
+    let mut exchange = proposal.options[0].clone();
+    exchange.id = serde_json::from_value(json!("opt-9")).unwrap();
+    exchange.kind = ResolutionKind::Exchange;
+    exchange.amount = None;
+    proposal.options.push(exchange);
+    changed.version = ticket.version + 1;
+    w.store.save(&changed, ticket.version, &[]).await.unwrap();
+    changed
+}
+
+/// The customer exchanges for another variant the storefront prices: the difference over the
+/// units the option covers is fixed on the chosen resolution (execute-refund refunds a negative
+/// one, the exchange message names a positive one as due).
+#[tokio::test]
+async fn an_exchange_for_another_variant_records_its_price_difference() {
+    let w = world();
+    let ticket = waiting_with_an_exchange(&w).await;
+    let options = &ticket.proposal.as_ref().unwrap().options;
+    let exchange = options
+        .iter()
+        .find(|o| o.kind == ResolutionKind::Exchange)
+        .expect("the proposal has an exchange");
+    let units: u32 = exchange.lines.iter().map(|l| l.quantity).sum();
+
+    let response = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "decision", "option_id": exchange.id.as_str(),
+               "exchange_for": {"sku": "KB-87-BLK", "unit_price": 27900}}),
+    )
+    .await;
+
+    assert_eq!(status(&response), 202, "{:?}", body(&response));
+    let chosen = stored(&w, &ticket.id).await.chosen.unwrap();
+    let named = chosen.exchange.expect("the variant is kept");
+    assert_eq!(named.sku.as_str(), "KB-87-BLK");
+    assert_eq!(named.unit_price.minor, 27900);
+    assert_eq!(
+        named.price_difference.minor,
+        (27900 - 29900) * i64::from(units)
+    );
+    let shown = status_of(&w, &ticket.id).await;
+    assert_eq!(
+        shown["exchange"],
+        json!({"sku": "KB-87-BLK", "unit_price": 27900,
+               "price_difference": (27900 - 29900) * i64::from(units), "currency": "CNY"})
+    );
+}
+
+/// An agent grants an exchange for another variant without a proposal option: the difference
+/// covers the claimed units; `exchange_for` with another kind is refused.
+#[tokio::test]
+async fn an_agent_can_grant_an_exchange_for_another_variant() {
+    let w = world();
+    let ticket = waiting(&w, WaitKind::Agent).await;
+    let units: u32 = ticket
+        .request
+        .problem
+        .lines
+        .iter()
+        .map(|l| l.quantity.get())
+        .sum();
+    let variant = json!({"sku": "KB-87-XL", "unit_price": 31900});
+
+    let refused = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "agent_decision", "agent": "a-17",
+               "option": {"kind": "refund", "amount": 100, "exchange_for": variant}}),
+    )
+    .await;
+    let granted = answer(
+        &w,
+        &ticket.id,
+        json!({"kind": "agent_decision", "agent": "a-17",
+               "option": {"kind": "exchange", "exchange_for": variant}}),
+    )
+    .await;
+
+    assert_eq!(
+        error(&refused),
+        ("invalid_field".into(), Some("option.exchange_for".into()))
+    );
+    assert_eq!(status(&granted), 202, "{:?}", body(&granted));
+    let named = stored(&w, &ticket.id)
+        .await
+        .chosen
+        .unwrap()
+        .exchange
+        .unwrap();
+    assert_eq!(
+        named.price_difference.minor,
+        (31900 - 29900) * i64::from(units)
+    );
+}
+
+/// `exchange_for` only goes with an exchange: without an option, with another kind of option,
+/// with a blank sku or a negative price it is refused, naming the field, and nothing resumes.
+#[tokio::test]
+async fn an_exchange_variant_for_anything_but_an_exchange_is_refused() {
+    let w = world();
+    let ticket = waiting_with_an_exchange(&w).await;
+    let options = &ticket.proposal.as_ref().unwrap().options;
+    let exchange = options
+        .iter()
+        .find(|o| o.kind == ResolutionKind::Exchange)
+        .unwrap();
+    let other = options
+        .iter()
+        .find(|o| o.kind != ResolutionKind::Exchange)
+        .unwrap();
+    let variant = json!({"sku": "KB-87-BLK", "unit_price": 27900});
+    let cases = [
+        (
+            json!({"kind": "decision", "decline": {"reason": "too slow"}, "exchange_for": variant}),
+            "exchange_for",
+        ),
+        (
+            json!({"kind": "decision", "option_id": other.id.as_str(), "exchange_for": variant}),
+            "exchange_for",
+        ),
+        (
+            json!({"kind": "decision", "option_id": exchange.id.as_str(),
+                   "exchange_for": {"sku": "", "unit_price": 27900}}),
+            "exchange_for.sku",
+        ),
+        (
+            json!({"kind": "decision", "option_id": exchange.id.as_str(),
+                   "exchange_for": {"sku": "KB-87-BLK", "unit_price": -1}}),
+            "exchange_for.unit_price",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = answer(&w, &ticket.id, body.clone()).await;
+        assert_eq!(status(&response), 400, "{body}");
+        assert_eq!(
+            error(&response),
+            ("invalid_field".into(), Some(field.into())),
+            "{body}"
+        );
+    }
+    assert!(task_successes(&w).is_empty());
+    assert!(stored(&w, &ticket.id).await.chosen.is_none());
+}
+
 #[tokio::test]
 async fn declining_the_proposal_sends_the_ticket_to_review() {
     let w = world();

@@ -54,8 +54,30 @@ fn full_context() -> MessageContext {
             address: "Returns, 88 Harbour Road, Shanghai 200000".into(),
             postage: ReturnPostage::Prepaid,
         }),
+        price_difference: Some(cny(0)),
         ..MessageContext::new(ticket())
     }
+}
+
+/// An exchange for another variant tells the customer what it changes, in either direction.
+#[test]
+fn an_exchange_message_says_what_the_price_difference_means_for_the_customer() {
+    let body = |minor: i64, locale: Locale| {
+        let ctx = MessageContext {
+            price_difference: Some(cny(minor)),
+            ..MessageContext::new(ticket())
+        };
+        render(Milestone::ExchangeArranged, locale, &ctx)
+            .unwrap()
+            .body
+    };
+    assert!(body(5000, Locale::En).contains("the difference of 50.00 CNY is yours to pay"));
+    assert!(body(-5000, Locale::En).contains("we refund you the difference of 50.00 CNY"));
+    assert!(body(0, Locale::En).contains("there is nothing to pay"));
+    assert!(body(5000, Locale::ZhCn).contains("补付差价 50.00 CNY"));
+    assert!(body(-5000, Locale::ZhCn).contains("差价 50.00 CNY 将原路退还"));
+    let without = MessageContext::new(ticket());
+    assert!(render(Milestone::ExchangeArranged, Locale::En, &without).is_err());
 }
 
 #[test]

@@ -327,6 +327,7 @@ async fn a_return_refund_pays_only_the_share_that_came_back_restockable() {
                 kind: ResolutionKind::ReturnRefund,
                 amount: Some(Money::new(18800, "CNY".parse().unwrap())),
                 chosen_by: Actor::Agent { id: "a-1".into() },
+                exchange: None,
             });
             ticket.returned = vec![
                 ReturnedLine {

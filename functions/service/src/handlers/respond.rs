@@ -21,12 +21,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use aftersales_domain::lifecycle::{Actor, AuditEvent, TicketEvent, WaitKind};
+use aftersales_domain::proposal::{ProposedLine, exchange_price_difference};
 use aftersales_domain::request::MAX_URL_CHARS;
 use aftersales_domain::ticket::{
-    ChosenResolution, RecordedResponse, Remark, RemarkText, ReturnedLine, SurveyResult, TaskToken,
-    Ticket,
+    ChosenResolution, ExchangeFor, RecordedResponse, Remark, RemarkText, ReturnedLine,
+    SurveyResult, TaskToken, Ticket,
 };
-use aftersales_domain::{Amount, Disposition, Evidence, LineId, Money, ResolutionKind, TicketId};
+use aftersales_domain::{
+    Amount, Disposition, Evidence, LineId, Money, ResolutionKind, Sku, TicketId,
+};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::Method;
 use jiff::Timestamp;
@@ -188,6 +191,15 @@ pub fn status_document(ticket: &Ticket, trail: &[AuditEvent]) -> Value {
     if let Some(resolution) = ticket.resolution.or(ticket.chosen.as_ref().map(|c| c.kind)) {
         doc.insert("resolution".into(), resolution.as_str().into());
     }
+    if let Some(exchange) = ticket.chosen.as_ref().and_then(|c| c.exchange.as_ref()) {
+        // what the storefront ships instead, and charges (positive) or sees refunded (negative)
+        doc.insert(
+            "exchange".into(),
+            json!({"sku": exchange.sku.as_str(), "unit_price": exchange.unit_price.minor,
+                   "price_difference": exchange.price_difference.minor,
+                   "currency": exchange.price_difference.currency.code()}),
+        );
+    }
     if let Some(waiting) = ticket
         .waiting
         .as_ref()
@@ -275,6 +287,18 @@ pub struct DecisionAnswer {
     pub decline: Option<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<Counter>,
+    /// With `option_id` of an exchange option: the variant to send instead of the claimed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_for: Option<ExchangeTarget>,
+}
+
+/// Another variant for an exchange (another size or colour), as the storefront prices it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeTarget {
+    pub sku: Sku,
+    /// Price of one unit, in minor units of the order's currency.
+    pub unit_price: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -340,6 +364,9 @@ pub struct AgentOption {
     pub kind: Option<ResolutionKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Amount>,
+    /// For an exchange: the variant to send instead of the claimed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_for: Option<ExchangeTarget>,
 }
 
 fn survey_score<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
@@ -584,6 +611,12 @@ fn check(answer: &Answer) -> Result<(), ApiError> {
             {
                 return Err(ApiError::field("option_id", "must not be blank"));
             }
+            if a.exchange_for.is_some() && a.option_id.is_none() {
+                return Err(ApiError::field(
+                    "exchange_for",
+                    "is only allowed with option_id (an exchange option)",
+                ));
+            }
             if let Some(decline) = &a.decline {
                 check_text("decline.reason", &decline.reason, true)?;
             }
@@ -651,6 +684,14 @@ fn check(answer: &Answer) -> Result<(), ApiError> {
                     return Err(ApiError::field(
                         "option.amount",
                         "is taken from the option; give an amount only with a kind",
+                    ));
+                }
+                if option.exchange_for.is_some()
+                    && option.kind.is_some_and(|k| k != ResolutionKind::Exchange)
+                {
+                    return Err(ApiError::field(
+                        "option.exchange_for",
+                        "is only allowed for an exchange",
                     ));
                 }
                 if option.amount.is_some() && !option.kind.is_some_and(pays_money) {
@@ -733,6 +774,16 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
         Answer::Decision(a) => {
             if let Some(option_id) = &a.option_id {
                 let option = proposal_option(ticket, option_id, "option_id")?;
+                let exchange = match &a.exchange_for {
+                    Some(target) => Some(exchange_for(
+                        ticket,
+                        option.kind,
+                        &option.lines,
+                        target,
+                        "exchange_for",
+                    )?),
+                    None => None,
+                };
                 Outcome {
                     actor: Actor::Customer,
                     event: TicketEvent::OptionAccepted {
@@ -745,6 +796,7 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                         kind: option.kind,
                         amount: option.amount,
                         chosen_by: Actor::Customer,
+                        exchange,
                     }),
                     remark: None,
                     output: json!({"kind": "decision", "outcome": "accepted",
@@ -819,6 +871,7 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
                     kind: ResolutionKind::Reject,
                     amount: None,
                     chosen_by: agent.clone(),
+                    exchange: None,
                 },
             };
             let output = if chosen.kind == ResolutionKind::Reject {
@@ -911,15 +964,46 @@ fn agent_choice(
                 format!("option {option_id} is a {}", proposed.kind),
             ));
         }
+        let exchange = match &option.exchange_for {
+            Some(target) => Some(exchange_for(
+                ticket,
+                proposed.kind,
+                &proposed.lines,
+                target,
+                "option.exchange_for",
+            )?),
+            None => None,
+        };
         return Ok(ChosenResolution {
             option_id: Some(option_id.clone()),
             kind: proposed.kind,
             amount: proposed.amount,
             chosen_by: agent,
+            exchange,
         });
     }
     // `check` made sure a kind is given when no option_id is.
     let kind = option.kind.unwrap_or(ResolutionKind::Reject);
+    let claimed: Vec<ProposedLine> = ticket
+        .request
+        .problem
+        .lines
+        .iter()
+        .map(|l| ProposedLine {
+            line_id: l.line_id.clone(),
+            quantity: l.quantity.get(),
+        })
+        .collect();
+    let exchange = match &option.exchange_for {
+        Some(target) => Some(exchange_for(
+            ticket,
+            kind,
+            &claimed,
+            target,
+            "option.exchange_for",
+        )?),
+        None => None,
+    };
     let amount = option.amount.map(|a| a.in_currency(currency));
     if let Some(amount) = amount {
         check_cap(ticket, amount, "option.amount")?;
@@ -929,6 +1013,41 @@ fn agent_choice(
         kind,
         amount,
         chosen_by: agent,
+        exchange,
+    })
+}
+
+/// The exchange for `target` of every unit `lines` cover, priced against what the customer paid
+/// for them (`exchange_price_difference`, summed over the lines).
+fn exchange_for(
+    ticket: &Ticket,
+    kind: ResolutionKind,
+    lines: &[ProposedLine],
+    target: &ExchangeTarget,
+    field: &str,
+) -> Result<ExchangeFor, ApiError> {
+    if kind != ResolutionKind::Exchange {
+        return Err(ApiError::field(
+            field,
+            format!("is only allowed for an exchange, not a {kind}"),
+        ));
+    }
+    let order = &ticket.request.order;
+    let currency = order.currency;
+    let mut difference = Money::zero(currency);
+    for line in lines {
+        let ordered = order.line(&line.line_id).ok_or_else(|| {
+            ApiError::field(field, format!("line {} is not in the order", line.line_id))
+        })?;
+        let part = exchange_price_difference(ordered, line.quantity, target.unit_price, currency)
+            .and_then(|part| difference.checked_add(part))
+            .map_err(|e| ApiError::field(format!("{field}.unit_price"), e.to_string()))?;
+        difference = part;
+    }
+    Ok(ExchangeFor {
+        sku: target.sku.clone(),
+        unit_price: target.unit_price.in_currency(currency),
+        price_difference: difference,
     })
 }
 

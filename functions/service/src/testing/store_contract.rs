@@ -416,6 +416,7 @@ pub async fn a_ticket_with_every_part_filled_round_trips<S: Store>(store: Arc<S>
         kind: ResolutionKind::ReturnRefund,
         amount: Some(cny(29900)),
         chosen_by: Actor::Agent { id: "a-17".into() },
+        exchange: None,
     });
     ticket.waiting = Some(Waiting {
         kind: WaitKind::ReturnParcel,

@@ -230,6 +230,7 @@ pub async fn ticket_waiting(
                 kind: option.kind,
                 amount: option.amount,
                 chosen_by: Actor::Customer,
+                exchange: None,
             });
             if kind == WaitKind::ReturnParcel {
                 record(&mut ticket, system("notify"), TicketEvent::ReturnRequested);

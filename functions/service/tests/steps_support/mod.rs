@@ -167,6 +167,7 @@ pub async fn decided(
                 kind,
                 amount: amount.map(|a| Money::new(a, currency)),
                 chosen_by: Actor::Agent { id: "a-1".into() },
+                exchange: None,
             });
         },
     )

@@ -57,6 +57,8 @@ pub enum Placeholder {
     ReturnAddress,
     /// Who pays return shipping and how the label works.
     ReturnPostage,
+    /// What an exchange for another variant changes: nothing, an amount due, or a refund.
+    PriceDifference,
 }
 
 impl Placeholder {
@@ -70,6 +72,7 @@ impl Placeholder {
         Placeholder::Link,
         Placeholder::ReturnAddress,
         Placeholder::ReturnPostage,
+        Placeholder::PriceDifference,
     ];
 
     /// The name written between braces in templates.
@@ -84,6 +87,7 @@ impl Placeholder {
             Placeholder::Link => "link",
             Placeholder::ReturnAddress => "return_address",
             Placeholder::ReturnPostage => "return_postage",
+            Placeholder::PriceDifference => "price_difference",
         }
     }
 
@@ -166,9 +170,9 @@ impl Milestone {
             Milestone::ReturnRequested => &[Greeting, TicketId, ReturnAddress, ReturnPostage, Due],
             Milestone::Rejected => &[Greeting, TicketId, Reasons],
             Milestone::Survey => &[Greeting, TicketId, Link],
+            Milestone::ExchangeArranged => &[Greeting, TicketId, PriceDifference],
             Milestone::UnderReview
             | Milestone::ReturnReceived
-            | Milestone::ExchangeArranged
             | Milestone::RepairArranged
             | Milestone::PartsSent
             | Milestone::Resolved

@@ -52,6 +52,9 @@ pub struct MessageContext {
     /// A ticket-scoped link (the survey page). Opening it records nothing: the page POSTs.
     pub link: Option<String>,
     pub return_shipment: Option<ReturnShipment>,
+    /// An exchange's price difference: positive is due from the customer, negative refunded,
+    /// zero for the same price.
+    pub price_difference: Option<Money>,
 }
 
 impl MessageContext {
@@ -67,6 +70,7 @@ impl MessageContext {
             reasons: Vec::new(),
             link: None,
             return_shipment: None,
+            price_difference: None,
         }
     }
 }
@@ -282,6 +286,9 @@ struct FragmentsFile {
     postage_prepaid: String,
     postage_label_fee: String,
     postage_customer_arranged: String,
+    exchange_same_price: String,
+    exchange_amount_due: String,
+    exchange_refund_due: String,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +310,9 @@ struct Fragments {
     postage_prepaid: String,
     postage_label_fee: Parsed<FragmentVar>,
     postage_customer_arranged: String,
+    exchange_same_price: String,
+    exchange_amount_due: Parsed<FragmentVar>,
+    exchange_refund_due: Parsed<FragmentVar>,
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +428,17 @@ impl TemplateCatalog {
             postage_customer_arranged: plain(
                 "fragments.postage_customer_arranged",
                 f.postage_customer_arranged,
+            )?,
+            exchange_same_price: plain("fragments.exchange_same_price", f.exchange_same_price)?,
+            exchange_amount_due: fragment(
+                "fragments.exchange_amount_due",
+                &f.exchange_amount_due,
+                &[Amount],
+            )?,
+            exchange_refund_due: fragment(
+                "fragments.exchange_refund_due",
+                &f.exchange_refund_due,
+                &[Amount],
             )?,
         };
         jiff::fmt::strtime::format(&fragments.due_format, Timestamp::UNIX_EPOCH)
@@ -540,6 +561,14 @@ impl TemplateCatalog {
                 ReturnPostage::CustomerArranged => f.postage_customer_arranged.clone(),
                 ReturnPostage::LabelFeeDeducted { fee } => {
                     fill_fragment(&f.postage_label_fee, FragmentVar::Fee, &fee.to_string())
+                }
+            }),
+            Placeholder::PriceDifference => ctx.price_difference.map(|d| {
+                let amount = Money::new(d.minor.saturating_abs(), d.currency).to_string();
+                match d.minor.signum() {
+                    1 => fill_fragment(&f.exchange_amount_due, FragmentVar::Amount, &amount),
+                    -1 => fill_fragment(&f.exchange_refund_due, FragmentVar::Amount, &amount),
+                    _ => f.exchange_same_price.clone(),
                 }
             }),
         })

@@ -289,7 +289,10 @@ pub fn refund_amount(
             restockable_share(ticket, full, &covered_lines(ticket, option))?
         }
         RefundStep::ExchangeDifference => {
-            let difference = option.and_then(|o| o.price_difference).ok_or_else(|| {
+            // the variant the customer or agent named, else the proposed option's own
+            let named = chosen.exchange.as_ref().map(|e| e.price_difference);
+            let proposed = option.and_then(|o| o.price_difference);
+            let difference = named.or(proposed).ok_or_else(|| {
                 StepError::policy(format!(
                     "the chosen exchange of ticket {} has no price difference",
                     ticket.id

@@ -700,6 +700,7 @@ fn default_choice(ticket: &Ticket, option_id: &str, kind: ResolutionKind) -> Cho
         kind,
         amount,
         chosen_by: Actor::system(STEP),
+        exchange: None,
     }
 }
 
@@ -932,6 +933,12 @@ fn render_for(
                 deadlines.return_parcel.deadline.as_signed_duration(),
             ));
             ctx.return_shipment = Some(return_shipment(ticket, deps)?);
+        }
+        Milestone::ExchangeArranged => {
+            let currency = ticket.request.order.currency;
+            let named = ticket.chosen.as_ref().and_then(|c| c.exchange.as_ref());
+            ctx.price_difference =
+                Some(named.map_or(Money::zero(currency), |e| e.price_difference));
         }
         Milestone::RefundIssued | Milestone::CouponIssued | Milestone::PriceAdjusted => {
             ctx.amount = Some(match amount {
