@@ -234,8 +234,14 @@ pub async fn cost(o: &Options, r: &mut Report) -> Result<(), String> {
     if usd > 0.35 {
         let _ = writeln!(
             md,
-            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets, of which ${transitions_only:.3} are state transitions alone ({} × $0.025 per 1,000). At Standard workflow prices the whole $0.35 buys 14 transitions, so the target leaves no room for Lambda, DynamoDB and API once the path has 14 states; it cannot be met by making our code faster, only by entering fewer states. Express workflows bill by request and duration instead of transitions, but run at most 5 minutes and cannot wait days for a customer. What would bring it under is fewer states on the path, for example `accept` sending the acknowledgement itself (no `Acknowledge`: −1 transition) and the survey step requesting the low-score follow-up itself (no `CheckScore` and `Done`: −2); that is a workflow change for its owners to weigh, not a speed-up. The remaining cost after transitions is DynamoDB writes (the transactional saves: 6 WRU per step), then Lambda duration.\n",
-            common.transitions
+            "**Target missed** on the common refund path: ${usd:.3} per 1,000 tickets: state transitions ${transitions_only:.3} ({} × $0.025 per 1,000), DynamoDB ${:.3}, Lambda ${:.3}, API ${:.3}, SQS ${:.3}. At Standard workflow prices $0.35 buys 14 transitions, so the path's {} leave ${:.3} for everything else; DynamoDB writes take most of it (transactional saves, notify writing twice per message: its milestone with the token, then `notification_sent`, and once more per owed message). Faster code does not change this; fewer writes per ticket would (for example one `notification_sent` write per notify for all the messages it sent).\n",
+            common.transitions,
+            common.usd()[2] * 1000.0,
+            common.usd()[1] * 1000.0,
+            common.usd()[4] * 1000.0,
+            common.usd()[3] * 1000.0,
+            common.transitions,
+            0.35 - transitions_only
         );
     }
     r.sections.insert(3, md);
@@ -255,7 +261,7 @@ pub async fn interpreter(o: &Options, r: &mut Report) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "The common refund path (14 states entered, stub tasks as in the cost section) run to completion, one execution after another on one thread; executions per second over {ours_runs} runs (ours) and {node_runs} runs ({}), each after a warm-up. Ours: the `asl` crate as built into the driver (profile above), virtual clock (the 24 h `WaitBeforeSurvey` and the deadlines pass instantly), full history kept. aws-local-stepfunctions: Node {}, `taskResourceLocalHandlers` returning the same stub results (`{{\"Payload\": ...}}` for Lambda invokes), `waitTimeOverrides` 0 for the Wait state; its definition differs in one respect: each `TimeoutSecondsPath` is replaced by its value as `TimeoutSeconds`, because aws-local-stepfunctions 3.0.0 evaluates that path against the `Parameters` output instead of the state input (as Step Functions does) and fails. Node 20 lacks `Promise.withResolvers`, which the package uses; the script defines it (local/bench/js/bench.mjs).\n",
+        "The common refund path (the states listed under cost, stub tasks as in the cost section) run to completion, one execution after another on one thread; executions per second over {ours_runs} runs (ours) and {node_runs} runs ({}), each after a warm-up. Ours: the `asl` crate as built into the driver (profile above), virtual clock (the 24 h `WaitBeforeSurvey` and the deadlines pass instantly), full history kept. aws-local-stepfunctions: Node {}, `taskResourceLocalHandlers` returning the same stub results (`{{\"Payload\": ...}}` for Lambda invokes), `waitTimeOverrides` 0 for the Wait state; its definition differs in one respect: each `TimeoutSecondsPath` is replaced by its value as `TimeoutSeconds`, because aws-local-stepfunctions 3.0.0 evaluates that path against the `Parameters` output instead of the state input (as Step Functions does) and fails. Node 20 lacks `Promise.withResolvers`, which the package uses; the script defines it (local/bench/js/bench.mjs).\n",
         interp::NODE_PACKAGE,
         node_version()
     );
@@ -270,7 +276,7 @@ pub async fn interpreter(o: &Options, r: &mut Report) -> Result<(), String> {
             if ratio < 20.0 {
                 let _ = writeln!(
                     md,
-                    "\n**Target missed** ({ratio:.1}×): {:.2} ms per execution for ours, {:.2} ms for aws-local-stepfunctions, wall time. Both ran one after the other on a machine whose load average stayed around 11 on 2 cores (other builds), so each got a small, varying share of a core; the `asl` engine benchmark (`cargo bench -p asl --bench engine`) measured about 11 µs per transition on a quieter machine, which would be ~0.15 ms for these 14 states. A `perf record` of this part shows our process's samples in malloc/free and memmove (JSON values copied per state and the full history's payloads); the release binaries are stripped, so there is no per-function breakdown yet. Next steps: rerun on an idle machine, then profile with symbols (`CARGO_PROFILE_RELEASE_STRIP=none`) and with `HistoryDetail::NoPayloads`.",
+                    "\n**Target missed** ({ratio:.1}×): {:.2} ms per execution for ours, {:.2} ms for aws-local-stepfunctions, wall time. Both ran one after the other on the machine described above (shared with other work; load average in the header). A `perf record` of this part shows our process's samples in malloc/free and memmove (JSON values copied per state and the full history's payloads); the release binaries are stripped, so there is no per-function breakdown yet. Next steps: rerun on an idle machine, then profile with symbols (`CARGO_PROFILE_RELEASE_STRIP=none`) and with `HistoryDetail::NoPayloads`.",
                     1000.0 / ours,
                     1000.0 / n
                 );
