@@ -1406,55 +1406,58 @@ async fn survey_unanswered() -> Outcome {
     .await
 }
 
+/// The parts claim resolved, the survey answered 1 after its reminder through `late` (the
+/// states between `RemindSurvey` and `SendFeedback`), so the low score gets the follow-up (also
+/// the end of the run whose score arrives as the last deadline fires).
+fn parts_with_low_csat_after_the_reminder(late: &[&'static str]) -> Expect<'static> {
+    Expect {
+        states: path(&[
+            HEAD,
+            &[
+                "SendParts",
+                "NotifyResolved",
+                "WaitBeforeSurvey",
+                "Survey",
+                "RemindSurvey",
+            ],
+            late,
+            &["SendFeedback", "FollowUpIfLowScore"],
+        ]),
+        status: "closed",
+        chosen: Some("parts"),
+        events: [
+            OPENED,
+            &[
+                "option_accepted",
+                "parts_sent",
+                "resolved",
+                "reminder_sent",
+                "survey_answered",
+                "feedback_sent",
+                "follow_up_requested",
+            ],
+        ]
+        .concat(),
+        refunds: &[],
+        sent: vec![
+            "acknowledged",
+            "proposal",
+            "parts_sent",
+            "resolved",
+            "survey",
+            "survey",
+            "follow_up",
+        ],
+        feedback: vec![("quality", Some(1))],
+    }
+}
+
 async fn low_csat_after_the_survey_reminder() -> Outcome {
     let run = Run::start(Claim::default()).await?;
     run.answer(option("opt-4")).await?;
     run.no_answer().await?;
     run.answer(survey(1)).await?;
-    check(
-        &run,
-        Expect {
-            states: path(&[
-                HEAD,
-                &[
-                    "SendParts",
-                    "NotifyResolved",
-                    "WaitBeforeSurvey",
-                    "Survey",
-                    "RemindSurvey",
-                    "SendFeedback",
-                    "FollowUpIfLowScore",
-                ],
-            ]),
-            status: "closed",
-            chosen: Some("parts"),
-            events: [
-                OPENED,
-                &[
-                    "option_accepted",
-                    "parts_sent",
-                    "resolved",
-                    "reminder_sent",
-                    "survey_answered",
-                    "feedback_sent",
-                    "follow_up_requested",
-                ],
-            ]
-            .concat(),
-            refunds: &[],
-            sent: vec![
-                "acknowledged",
-                "proposal",
-                "parts_sent",
-                "resolved",
-                "survey",
-                "survey",
-                "follow_up",
-            ],
-            feedback: vec![("quality", Some(1))],
-        },
-    )
-    .await
+    check(&run, parts_with_low_csat_after_the_reminder(&[])).await
 }
 
 /// The customer's choice arrives just as the decision's first deadline fires: `respond` records
@@ -1778,47 +1781,7 @@ async fn survey_at_the_last_deadline() -> Outcome {
         .await?;
     check(
         &run,
-        Expect {
-            states: path(&[
-                HEAD,
-                &[
-                    "SendParts",
-                    "NotifyResolved",
-                    "WaitBeforeSurvey",
-                    "Survey",
-                    "RemindSurvey",
-                    "RecordNoAnswer",
-                    "SendFeedback",
-                    "FollowUpIfLowScore",
-                ],
-            ]),
-            status: "closed",
-            chosen: Some("parts"),
-            events: [
-                OPENED,
-                &[
-                    "option_accepted",
-                    "parts_sent",
-                    "resolved",
-                    "reminder_sent",
-                    "survey_answered",
-                    "feedback_sent",
-                    "follow_up_requested",
-                ],
-            ]
-            .concat(),
-            refunds: &[],
-            sent: vec![
-                "acknowledged",
-                "proposal",
-                "parts_sent",
-                "resolved",
-                "survey",
-                "survey",
-                "follow_up",
-            ],
-            feedback: vec![("quality", Some(1))],
-        },
+        parts_with_low_csat_after_the_reminder(&["RecordNoAnswer"]),
     )
     .await
 }

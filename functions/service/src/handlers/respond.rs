@@ -774,16 +774,13 @@ fn outcome(ticket: &Ticket, answer: &Answer, now: Timestamp) -> Result<Outcome, 
         Answer::Decision(a) => {
             if let Some(option_id) = &a.option_id {
                 let option = proposal_option(ticket, option_id, "option_id")?;
-                let exchange = match &a.exchange_for {
-                    Some(target) => Some(exchange_for(
-                        ticket,
-                        option.kind,
-                        &option.lines,
-                        target,
-                        "exchange_for",
-                    )?),
-                    None => None,
-                };
+                let exchange = a
+                    .exchange_for
+                    .as_ref()
+                    .map(|target| {
+                        exchange_for(ticket, option.kind, &option.lines, target, "exchange_for")
+                    })
+                    .transpose()?;
                 Outcome {
                     actor: Actor::Customer,
                     event: TicketEvent::OptionAccepted {
@@ -964,16 +961,19 @@ fn agent_choice(
                 format!("option {option_id} is a {}", proposed.kind),
             ));
         }
-        let exchange = match &option.exchange_for {
-            Some(target) => Some(exchange_for(
-                ticket,
-                proposed.kind,
-                &proposed.lines,
-                target,
-                "option.exchange_for",
-            )?),
-            None => None,
-        };
+        let exchange = option
+            .exchange_for
+            .as_ref()
+            .map(|target| {
+                exchange_for(
+                    ticket,
+                    proposed.kind,
+                    &proposed.lines,
+                    target,
+                    "option.exchange_for",
+                )
+            })
+            .transpose()?;
         return Ok(ChosenResolution {
             option_id: Some(option_id.clone()),
             kind: proposed.kind,
@@ -994,16 +994,11 @@ fn agent_choice(
             quantity: l.quantity.get(),
         })
         .collect();
-    let exchange = match &option.exchange_for {
-        Some(target) => Some(exchange_for(
-            ticket,
-            kind,
-            &claimed,
-            target,
-            "option.exchange_for",
-        )?),
-        None => None,
-    };
+    let exchange = option
+        .exchange_for
+        .as_ref()
+        .map(|target| exchange_for(ticket, kind, &claimed, target, "option.exchange_for"))
+        .transpose()?;
     let amount = option.amount.map(|a| a.in_currency(currency));
     if let Some(amount) = amount {
         check_cap(ticket, amount, "option.amount")?;
