@@ -654,7 +654,26 @@ async fn each_owed_refund_message_names_its_own_refund() {
     let store = Arc::new(MemoryStore::new());
     let outbox = OutboxChannel::new();
     let deps = deps(&store, Arc::new(outbox.clone()));
-    let id = in_progress(&store, ResolutionKind::Refund, Some(29900)).await;
+    let id = refunded_twice(&store).await;
+
+    handle(input(&id, NotifyMilestone::Resolved, None), &deps)
+        .await
+        .unwrap();
+
+    let sent = outbox.for_ticket(&id);
+    let milestones: Vec<String> = sent
+        .iter()
+        .map(|m| json!(m.milestone()).as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(milestones, ["refund_issued", "refund_issued", "resolved"]);
+    assert!(sent[0].body().contains("120.00"), "{}", sent[0].body());
+    assert!(!sent[0].body().contains("179.00"), "{}", sent[0].body());
+    assert!(sent[1].body().contains("179.00"), "{}", sent[1].body());
+}
+
+/// A ticket with two refunds the customer has not been told of yet (owed messages).
+async fn refunded_twice(store: &Arc<MemoryStore>) -> TicketId {
+    let id = in_progress(store, ResolutionKind::Refund, Some(29900)).await;
     let cny = "CNY".parse().unwrap();
     for (n, minor) in [(1, 12000), (2, 17900)] {
         let amount = Money::new(minor, cny);
@@ -672,20 +691,94 @@ async fn each_owed_refund_message_names_its_own_refund() {
         })
         .await;
     }
+    id
+}
+
+#[tokio::test]
+async fn owed_messages_and_the_own_message_are_recorded_in_one_save() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let deps = deps(&store, Arc::new(outbox.clone()));
+    let id = refunded_twice(&store).await;
+    let before = load(store.as_ref(), &id).await.version;
 
     handle(input(&id, NotifyMilestone::Resolved, None), &deps)
         .await
         .unwrap();
 
-    let sent = outbox.for_ticket(&id);
-    let milestones: Vec<String> = sent
+    assert_eq!(outbox.for_ticket(&id).len(), 3);
+    let names = events(store.as_ref(), &id).await;
+    let sent = names.iter().filter(|n| **n == "notification_sent").count();
+    assert_eq!(sent, 3, "{names:?}");
+    // The milestone's own save (`resolved`), then one save for the three messages.
+    assert_eq!(load(store.as_ref(), &id).await.version, before + 2);
+}
+
+/// A channel that fails retryably the first time it is given `milestone`'s message.
+struct FailsOnceOn {
+    milestone: &'static str,
+    failed: Mutex<bool>,
+    inner: OutboxChannel,
+}
+
+#[async_trait]
+impl NotificationChannel for FailsOnceOn {
+    fn name(&self) -> &'static str {
+        "fails-once"
+    }
+
+    async fn send(&self, msg: &OutgoingMessage) -> Result<Delivery, NotifyError> {
+        let fail_now = {
+            let mut failed = self.failed.lock().unwrap();
+            let now = !*failed && json!(msg.milestone()) == json!(self.milestone);
+            *failed |= now;
+            now
+        };
+        if fail_now {
+            return Err(NotifyError::Retryable {
+                channel: "fails-once",
+                reason: "503".into(),
+            });
+        }
+        self.inner.send(msg).await
+    }
+}
+
+#[tokio::test]
+async fn owed_messages_sent_before_a_failed_one_are_recorded_and_not_sent_again() {
+    let store = Arc::new(MemoryStore::new());
+    let outbox = OutboxChannel::new();
+    let channel = Arc::new(FailsOnceOn {
+        milestone: "resolved",
+        failed: Mutex::new(false),
+        inner: outbox.clone(),
+    });
+    let deps = deps(&store, channel);
+    let id = refunded_twice(&store).await;
+
+    let error = handle(input(&id, NotifyMilestone::Resolved, None), &deps)
+        .await
+        .unwrap_err();
+    let names = events(store.as_ref(), &id).await;
+    let recorded = names.iter().filter(|n| **n == "notification_sent").count();
+    let retried = handle(input(&id, NotifyMilestone::Resolved, None), &deps)
+        .await
+        .unwrap();
+
+    assert_eq!(error.name(), "Retryable");
+    assert_eq!(recorded, 2, "the two refund messages went out: {names:?}");
+    assert_eq!(retried.sent, 1);
+    let milestones: Vec<String> = outbox
+        .for_ticket(&id)
         .iter()
         .map(|m| json!(m.milestone()).as_str().unwrap().to_owned())
         .collect();
     assert_eq!(milestones, ["refund_issued", "refund_issued", "resolved"]);
-    assert!(sent[0].body().contains("120.00"), "{}", sent[0].body());
-    assert!(!sent[0].body().contains("179.00"), "{}", sent[0].body());
-    assert!(sent[1].body().contains("179.00"), "{}", sent[1].body());
+    let names = events(store.as_ref(), &id).await;
+    assert_eq!(
+        names.iter().filter(|n| **n == "notification_sent").count(),
+        3
+    );
 }
 
 #[tokio::test]

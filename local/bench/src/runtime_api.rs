@@ -6,6 +6,7 @@
 use crate::Options;
 use crate::report::Report;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,12 @@ async fn connection(stream: TcpStream, api: Arc<Api>) {
             }
             api.changed.notify_waiters();
             accepted()
+        } else if method == "POST" && path == STUB_NOTIFY_PATH {
+            // The merchant's notification webhook: takes every message.
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                .to_owned()
+        } else if method == "POST" && path == STUB_REFUNDS_PATH {
+            stub_refund(&body)
         } else if method == "POST" && path.ends_with("/runtime/init/error") {
             if let Ok(mut e) = api.init_error.lock() {
                 *e = Some(String::from_utf8_lossy(&body).into_owned());
@@ -145,6 +152,32 @@ async fn connection(stream: TcpStream, api: Arc<Api>) {
             return;
         }
     }
+}
+
+/// Where the stand-in also plays the merchant's notification webhook and refund endpoint (a
+/// local stub server, as the tests use for the payment provider), so that notify and
+/// execute-refund complete their calls. `environment` points the functions at
+/// [`STUB_BASE`], which `run_once` replaces with the stand-in's address.
+const STUB_BASE: &str = "http://runtime-stand-in.invalid";
+const STUB_NOTIFY_PATH: &str = "/stub/notify";
+const STUB_REFUNDS_PATH: &str = "/stub/refunds";
+
+/// The merchant refund endpoint's answer to `body` (the refund made, in full).
+fn stub_refund(body: &[u8]) -> String {
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let key = request["idempotency_key"].as_str().unwrap_or("none");
+    let answer = json!({
+        "refund_id": format!("re_{}", hex::encode(&Sha256::digest(key.as_bytes())[..8])),
+        "amount": request["amount"],
+        "currency": request["currency"],
+        "status": "succeeded",
+        "created_at": jiff::Timestamp::now().to_string(),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+        answer.len()
+    )
 }
 
 fn accepted() -> String {
@@ -191,12 +224,18 @@ pub fn environment(function: &str, runtime_api: &str, aws_endpoint: &str) -> Vec
         "respond" => env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into())),
         "execute-refund" => {
             env.push(("PAYMENT_PROVIDER", "merchant_endpoint".into()));
-            env.push(("REFUND_ENDPOINT_URL", format!("{aws_endpoint}/refunds")));
+            env.push((
+                "REFUND_ENDPOINT_URL",
+                format!("{STUB_BASE}{STUB_REFUNDS_PATH}"),
+            ));
             env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into()));
         }
         "notify" => {
             env.push(("AFTERSALES_WEBHOOK_SECRET", SECRET.into()));
-            env.push(("NOTIFICATION_WEBHOOK_URL", format!("{aws_endpoint}/notify")));
+            env.push((
+                "NOTIFICATION_WEBHOOK_URL",
+                format!("{STUB_BASE}{STUB_NOTIFY_PATH}"),
+            ));
             env.push(("RETURN_ADDRESS", "Returns, 1 Bench Road, Shanghai".into()));
         }
         "survey" => {
@@ -260,6 +299,8 @@ pub async fn run_once(
     for (k, v) in env.iter_mut() {
         if k == "AWS_LAMBDA_RUNTIME_API" {
             *v = addr.clone();
+        } else if v.starts_with(STUB_BASE) {
+            *v = v.replacen(STUB_BASE, &format!("http://{addr}"), 1);
         }
     }
     let stderr = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -306,7 +347,8 @@ pub async fn run_once(
         if let Ok(Some(status)) = child.try_wait() {
             return fail(format!("exited while invoked ({status})"));
         }
-        if Instant::now() > give_up + Duration::from_secs(40) {
+        // Generous: against moto each invocation can take hundreds of milliseconds (see memory).
+        if Instant::now() > give_up + Duration::from_secs(40 + 2 * expected as u64) {
             return fail(format!(
                 "{} of {expected} invocations answered in time",
                 api.response_count()
@@ -440,7 +482,12 @@ pub async fn init_times(o: &Options, r: &mut Report) -> Result<(), String> {
 
 /// Part 2: peak memory over an invocation sequence (see the section text for what is served).
 pub async fn memory(o: &Options, r: &mut Report) -> Result<(), String> {
-    let invocations = if o.quick { 5 } else { 200 };
+    // Not more: moto's TransactWriteItems deep-copies each table it touches once per item of the
+    // transaction (moto 5.x, `DynamoDBBackend.transact_write_items`, to roll back), so each
+    // transactional save costs time in proportion to the table's size and a sequence's time
+    // grows with the square of its length (200 invocations per function took minutes and
+    // stalled the run; measured with py-spy on the moto process).
+    let invocations = if o.quick { 5 } else { 60 };
     let moto = crate::intake::Moto::start(&o.root, &o.work).await;
     let (endpoint, note) = match &moto {
         Ok(m) => (
@@ -527,9 +574,9 @@ pub async fn memory(o: &Options, r: &mut Report) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Each function is started under the stand-in Runtime API and served {invocations} invocations in a row, the events it gets in the cloud (an API Gateway v2 request for accept/respond, the workflow's step input for the others); AWS is {note}. {} Peak memory is the process's `ru_maxrss` (wait4) after the sequence; RSS at init is `VmHWM` at its first `invocation/next`. Outcomes: HTTP status codes for accept/respond, `ok` or the error type reported to the runtime for the steps. Over loopback HTTP the SDK uses no TLS, which in the cloud adds its session state. Host architecture, same builds as above.\n\n{table}",
+        "Each function is started under the stand-in Runtime API and served {invocations} invocations in a row, the events it gets in the cloud (an API Gateway v2 request for accept/respond, the workflow's step input for the others); AWS is {note}. {} Peak memory is the process's `ru_maxrss` (wait4) after the sequence; RSS at init is `VmHWM` at its first `invocation/next`. Outcomes: HTTP status codes for accept/respond, `ok` or the error type reported to the runtime for the steps. Over loopback HTTP the SDK uses no TLS, which in the cloud adds its session state. Host architecture, same builds as above. The sequence is {invocations} invocations per function, not longer, because of the emulator: moto's TransactWriteItems deep-copies each table it touches once per item of the transaction (to roll back), so a transactional save's time grows with the table and a sequence's time with the square of its length (at 200 per function the run stalled at minutes per function).\n\n{table}",
         if seeded {
-            "The tables (keys and indexes as `store/dynamo/tables.rs`), queues and state machine are created in moto first; the functions then run in workflow order on the same tickets: accept opens one ticket per invocation (distinct requests), diagnose, propose and notify (`acknowledged`) work on those tickets, respond answers each with a decision, execute-refund and survey run their steps. No person answers through a task token here, so handlers may refuse later steps by their state checks (see outcomes): those invocations still read the ticket and answer."
+            "The tables (keys and indexes as `store/dynamo/tables.rs`), queues and state machine are created in moto first; the functions then run in workflow order on the same tickets: accept opens one ticket per invocation (distinct requests), diagnose and propose work on those tickets, notify sends each proposal (with the acknowledgement it owes) to the merchant's notification webhook and parks the customer's decision with a task token, respond answers each with the first option (moto's SendTaskSuccess accepts any token), execute-refund refunds through the merchant refund endpoint and survey runs its step. The webhook and the refund endpoint are played by the stand-in itself (a stub answering 200, and a refund made in full). Handlers refuse a step their state checks do not allow (see outcomes: the first option is not always a refund, and survey expects the customer's score, which no one gave here); those invocations still read the ticket and answer."
         } else {
             "**The store is not seeded** (moto or seeding unavailable), so each step invocation ends after its first AWS call: the figures cover the runtime loop, the SDK client and the JSON paths, not a ticket's life."
         }
@@ -590,9 +637,11 @@ fn event(function: &str, i: usize, ticket: Option<&str>) -> Value {
                 "body": body, "isBase64Encoded": false})
         }
         "diagnose" | "propose" => json!({"ticket_id": ticket}),
-        "notify" => json!({"ticket_id": ticket, "milestone": "acknowledged"}),
+        // The proposal, parking the customer's decision (respond answers it next).
+        "notify" => json!({"ticket_id": ticket, "milestone": "proposal", "wait_for": "decision",
+            "task_token": format!("bench-token-{i}")}),
         "execute-refund" => json!({"ticket_id": ticket, "step": "refund"}),
-        "survey" => json!({"ticket_id": ticket, "action": "record", "score": 5}),
+        "survey" => json!({"ticket_id": ticket, "action": "record"}),
         _ => json!({"hello": i}),
     }
 }

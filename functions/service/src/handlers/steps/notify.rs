@@ -400,50 +400,66 @@ pub async fn handle(input: NotifyInput, deps: &NotifyDeps) -> Result<NotifyOutpu
     let Some((ticket, seq, text, recorded_before, owed, current)) = prepared else {
         return Err(ticket_change::conflict(&input.ticket_id));
     };
+    // Owed messages first, then the milestone's own; what was sent is recorded in one save at
+    // the end (also when a later send failed, so a retry sends only what is still unsent).
+    let mut sent_owed: Vec<Owed> = Vec::new();
+    let mut failed = None;
     for owed in &owed {
-        deliver_owed(&ticket, &current, owed, deps, now).await?;
+        match deliver_owed(&ticket, &current, owed, deps, now).await {
+            Ok(()) => sent_owed.push(*owed),
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
     }
-    let (Some(message), Some(text)) = (message, text) else {
+    let own = match (message, text, &failed) {
+        (Some(message), Some(text), None) => Some((message, text)),
+        _ => None,
+    };
+    let mut deliveries = 0;
+    if let Some((message, text)) = own {
+        let locale = locale_for(&ticket, &deps.policy);
+        let outgoing = OutgoingMessage::new(
+            ticket.id.clone(),
+            message,
+            seq,
+            locale,
+            recipient(&ticket)?,
+            text,
+        );
+        match deps.channels.send(&outgoing).await.into_result() {
+            Ok(sent) => deliveries = sent.len(),
+            Err(error) => failed = Some(notify_error(error)),
+        }
+    }
+    let own_sent = message.is_some() && failed.is_none();
+    let first_answer = record_sent(
+        store,
+        &ticket.id,
+        now,
+        &actor,
+        &sent_owed,
+        own_sent.then_some(&sent_note),
+    )
+    .await?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if message.is_none() {
         tracing::info!(ticket_id = %ticket.id, %milestone, seq, "internal milestone recorded");
         let mut out = output(ticket.id.clone(), milestone, 0, recorded_before);
         if milestone == NotifyMilestone::DefaultOptionAccepted {
             out.answer = ticket.chosen.as_ref().map(default_answer);
         }
         return Ok(out);
-    };
-
-    let locale = locale_for(&ticket, &deps.policy);
-    let outgoing = OutgoingMessage::new(
-        ticket.id.clone(),
-        message,
-        seq,
-        locale,
-        recipient(&ticket)?,
-        text,
-    );
-    let deliveries = deps
-        .channels
-        .send(&outgoing)
-        .await
-        .into_result()
-        .map_err(notify_error)?;
-
-    let (_, first_answer) =
-        ticket_change::update_with_trail(store, &ticket.id, now, &actor, true, |change, trail| {
-            let current = since_current_status(trail, change.ticket.status);
-            if current.iter().any(|e| e.event == sent_note) {
-                return Ok(None);
-            }
-            change.record(sent_note.clone())?;
-            Ok(Some(!trail.iter().any(answered_before)))
-        })
-        .await?;
+    }
     // Counted by the invocation that recorded the message as sent, so a re-run counts nothing.
     if let Some(first_answer) = first_answer {
         count_sent(&ticket, milestone, first_answer, now);
     }
-    tracing::info!(ticket_id = %ticket.id, %milestone, seq, channels = deliveries.len(), "customer notified");
-    let sent = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
+    tracing::info!(ticket_id = %ticket.id, %milestone, seq, channels = deliveries, "customer notified");
+    let sent = u32::try_from(deliveries).unwrap_or(u32::MAX);
     Ok(output(ticket.id, milestone, sent, false))
 }
 
@@ -583,7 +599,7 @@ pub fn owed_messages(ticket: &Ticket, trail: &[AuditEvent], own: NotifyMilestone
     owed
 }
 
-/// Sends one owed message and records it as sent (clearing the acknowledgement flag).
+/// Sends one owed message; [`record_sent`] records it.
 async fn deliver_owed(
     ticket: &Ticket,
     current: &[AuditEvent],
@@ -608,30 +624,50 @@ async fn deliver_owed(
         .await
         .into_result()
         .map_err(notify_error)?;
-    let note = TicketEvent::NotificationSent {
-        milestone: owed.milestone.as_str().to_owned(),
-    };
-    let actor = Actor::system(STEP);
-    ticket_change::update_with_trail(
-        deps.store.as_ref(),
-        &ticket.id,
-        now,
-        &actor,
-        true,
-        |change, trail| {
-            if owed.milestone == NotifyMilestone::Acknowledged {
-                change.ticket.acknowledgement_owed = false;
-            }
-            let noted = trail.iter().any(|e| e.seq > owed.seq && e.event == note);
-            if !noted {
-                change.record(note.clone())?;
-            }
-            Ok(())
-        },
-    )
-    .await?;
     tracing::info!(ticket_id = %ticket.id, milestone = %owed.milestone, seq = owed.seq, "owed message sent");
     Ok(())
+}
+
+/// Records, in one save, `notification_sent` for each owed message sent (clearing the
+/// acknowledgement flag) and for the milestone's own message (`own`), each unless a re-run
+/// recorded it already. Returns, when `own` was recorded now, whether no first answer had been
+/// sent before it (for the first-response metric).
+async fn record_sent(
+    store: &dyn TicketStore,
+    id: &TicketId,
+    now: Timestamp,
+    actor: &Actor,
+    owed: &[Owed],
+    own: Option<&TicketEvent>,
+) -> Result<Option<bool>, StepError> {
+    if owed.is_empty() && own.is_none() {
+        return Ok(None);
+    }
+    let (_, first_answer) =
+        ticket_change::update_with_trail(store, id, now, actor, true, |change, trail| {
+            for owed in owed {
+                if owed.milestone == NotifyMilestone::Acknowledged {
+                    change.ticket.acknowledgement_owed = false;
+                }
+                let note = TicketEvent::NotificationSent {
+                    milestone: owed.milestone.as_str().to_owned(),
+                };
+                if !trail.iter().any(|e| e.seq > owed.seq && e.event == note) {
+                    change.record(note)?;
+                }
+            }
+            let Some(own) = own else {
+                return Ok(None);
+            };
+            let current = since_current_status(trail, change.ticket.status);
+            if current.iter().any(|e| e.event == *own) {
+                return Ok(None);
+            }
+            change.record(own.clone())?;
+            Ok(Some(!trail.iter().any(answered_before)))
+        })
+        .await?;
+    Ok(first_answer)
 }
 
 /// The milestones whose message is a first answer to the customer (after the acknowledgement).
