@@ -995,6 +995,8 @@ fn complete(
         PathField::Default => selected,
         PathField::Null => frame.input.clone(),
         PathField::Path(p) => {
+            // the history's events that show the input keep its text instead
+            cx.core.history.release(&frame.input);
             let raw = Shared::take(&mut frame.input);
             match expr::try_apply_result_path(raw, p, selected.into_value()) {
                 Ok(v) => Shared::new(v),
