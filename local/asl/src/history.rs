@@ -248,8 +248,6 @@ impl Fields {
 #[derive(Debug, Clone)]
 pub(crate) enum Payload {
     Value(Shared),
-    /// The compact JSON text of a value the engine has taken back (see [`History::release`]).
-    Text(Arc<str>),
     /// The response of `arn:aws:states:::lambda:invoke` around `{"Payload": ..}`'s payload, with
     /// this request id (built only when rendered).
     LambdaResponse(Shared, u128),
@@ -260,7 +258,6 @@ impl Payload {
     fn render(&self) -> String {
         match self {
             Payload::Value(v) => serde_json::to_string(&**v).unwrap_or_default(),
-            Payload::Text(t) => t.to_string(),
             Payload::LambdaResponse(v, id) => {
                 let payload = v.get("Payload").cloned().unwrap_or(Value::Null);
                 let full = crate::resource::lambda_invoke_response(
@@ -311,50 +308,6 @@ impl Recorded {
     }
 }
 
-/// How many of the latest events [`History::release`] looks at: a state's input is held by
-/// its entered event and the previous state's exited event, a few events back.
-const RELEASE_WINDOW: usize = 12;
-
-/// Events per chunk of [`Chunks`].
-const CHUNK: usize = 16;
-
-/// The recorded events, in order, in fixed-capacity chunks.
-#[derive(Debug, Clone, Default)]
-struct Chunks {
-    chunks: Vec<Vec<Recorded>>,
-    len: usize,
-}
-
-impl Chunks {
-    fn push(&mut self, e: Recorded) {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < CHUNK => c.push(e),
-            _ => {
-                let mut c = Vec::with_capacity(CHUNK);
-                c.push(e);
-                self.chunks.push(c);
-            }
-        }
-        self.len += 1;
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn iter(&self) -> impl DoubleEndedIterator<Item = &Recorded> {
-        self.chunks.iter().flatten()
-    }
-
-    fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Recorded> {
-        self.chunks.iter_mut().flatten()
-    }
-}
-
 /// The history of one execution plus the per-thread `previousEventId` bookkeeping.
 ///
 /// Events read back from a snapshot stay rendered (`done`); events recorded since are kept as
@@ -363,10 +316,11 @@ impl Chunks {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     done: Vec<HistoryEvent>,
-    /// In chunks of [`CHUNK`] events: one allocation per chunk rather than per event, and no
-    /// single list big enough (64 KiB) to make glibc's malloc consolidate its fast bins when
-    /// it is freed.
-    recorded: Chunks,
+    /// One small allocation per event rather than one big list (or chunks of events): freeing
+    /// a block too big for glibc's per-thread cache (over 1 KiB) next to the top of the heap
+    /// makes malloc consolidate its fast bins, on every execution.
+    #[allow(clippy::vec_box)]
+    recorded: Vec<Box<Recorded>>,
     rendered: OnceLock<Vec<HistoryEvent>>,
     pub(crate) next_id: u64,
     pub(crate) detail: HistoryDetail,
@@ -425,7 +379,7 @@ impl<'de> Deserialize<'de> for History {
         let h = HistoryIn::deserialize(d)?;
         Ok(History {
             done: h.events,
-            recorded: Chunks::default(),
+            recorded: Vec::new(),
             rendered: OnceLock::new(),
             next_id: h.next_id,
             detail: h.detail,
@@ -436,7 +390,8 @@ impl<'de> Deserialize<'de> for History {
 impl History {
     pub(crate) fn new(detail: HistoryDetail) -> Self {
         History {
-            recorded: Chunks::default(),
+            // room for a typical execution's events without regrowing
+            recorded: Vec::with_capacity(if detail == HistoryDetail::Off { 0 } else { 64 }),
             next_id: 1,
             detail,
             ..History::default()
@@ -486,38 +441,15 @@ impl History {
             if self.rendered.get().is_some() {
                 self.rendered = OnceLock::new();
             }
-            self.recorded.push(Recorded {
+            self.recorded.push(Box::new(Recorded {
                 timestamp: now,
                 event_type,
                 id,
                 previous_event_id: prev,
                 details,
-            });
+            }));
         }
         id
-    }
-
-    /// Gives up the history's shares of `value` (the payloads of recent events that hold it,
-    /// looking back at most [`RELEASE_WINDOW`] events): they are rendered to their JSON text now,
-    /// once for all of them, so the engine can take the value back without copying it. What
-    /// the history shows does not change.
-    pub(crate) fn release(&mut self, value: &Shared) {
-        if Arc::strong_count(&value.0) == 1 {
-            return;
-        }
-        let mut text: Option<Arc<str>> = None;
-        for e in self.recorded.iter_mut().rev().take(RELEASE_WINDOW) {
-            if let Some((_, Details::Fields(f))) = &mut e.details
-                && let Some((_, p, _)) = &mut f.payload
-                && let Payload::Value(v) = p
-                && Arc::ptr_eq(&v.0, &value.0)
-            {
-                let t = text.get_or_insert_with(|| {
-                    Arc::from(serde_json::to_string(&*value.0).unwrap_or_default())
-                });
-                *p = Payload::Text(Arc::clone(t));
-            }
-        }
     }
 
     /// Whether payload strings are wanted.
@@ -529,69 +461,16 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn entered(h: &mut History, v: &Shared) -> u64 {
-        let f = Fields::new()
-            .text("name", Field::Static("S"))
-            .payload(true, "input", v);
-        h.record_details(
-            Timestamp::UNIX_EPOCH,
-            "PassStateEntered",
-            0,
-            Some(("stateEnteredEventDetails", Details::Fields(f))),
-        )
-    }
 
     #[test]
-    fn release_hands_the_value_back_and_keeps_what_the_history_shows() {
-        // given a value shown by two events
+    fn events_are_kept_in_order() {
         let mut h = History::new(HistoryDetail::Full);
-        let v = Shared::new(json!({"a": [1, {"b": "x"}]}));
-        entered(&mut h, &v);
-        entered(&mut h, &v);
-        let before = h.events().to_vec();
-        assert_eq!(Arc::strong_count(&v.0), 3);
-        // when the history releases it
-        h.release(&v);
-        // then the engine holds the only share and the events read the same
-        assert_eq!(Arc::strong_count(&v.0), 1);
-        assert_eq!(h.events(), &before[..]);
-        let mut h2 = History::new(HistoryDetail::Full);
-        entered(&mut h2, &v);
-        entered(&mut h2, &v);
-        assert_eq!(
-            serde_json::to_string(&h2).ok(),
-            serde_json::to_string(&h).ok()
-        );
-        assert_eq!(
-            before[0].detail().and_then(|d| d.get("input")),
-            Some(&json!(r#"{"a":[1,{"b":"x"}]}"#))
-        );
-    }
-
-    #[test]
-    fn release_looks_only_at_the_latest_events() {
-        let mut h = History::new(HistoryDetail::Full);
-        let v = Shared::new(json!({"k": 1}));
-        entered(&mut h, &v);
-        for _ in 0..RELEASE_WINDOW {
-            h.record(Timestamp::UNIX_EPOCH, "PassStateExited", 0, None);
-        }
-        h.release(&v);
-        // the old event keeps its share: the engine copies the value then, as before
-        assert_eq!(Arc::strong_count(&v.0), 2);
-    }
-
-    #[test]
-    fn events_are_kept_in_order_across_chunks() {
-        let mut h = History::new(HistoryDetail::Full);
-        for i in 0..(3 * CHUNK + 1) {
+        for i in 0..49 {
             let id = h.record(Timestamp::UNIX_EPOCH, "PassStateExited", i as u64, None);
             assert_eq!(id, i as u64 + 1);
         }
         let events = h.events();
-        assert_eq!(events.len(), 3 * CHUNK + 1);
+        assert_eq!(events.len(), 49);
         assert!(
             events
                 .iter()
