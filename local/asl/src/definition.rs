@@ -251,6 +251,10 @@ pub(crate) struct TaskSpec {
     /// `resourceType` / `resource` as task history events show them.
     pub history_type: Arc<str>,
     pub history_resource: Arc<str>,
+    /// What `resource` names and how the task waits, classified once (for `lambda:invoke`,
+    /// `function_name` is filled from each request's `FunctionName`).
+    pub kind: crate::resource::ResourceKind,
+    pub pattern: crate::resource::IntegrationPattern,
     pub timeout: Option<NumberField>,
     pub heartbeat: Option<NumberField>,
 }
@@ -1107,7 +1111,10 @@ impl Loader {
                     );
                 }
                 let (history_type, history_resource) = crate::resource::history_names(&resource);
+                let (kind, pattern) = crate::resource::classify(&resource, &Value::Null);
                 Kind::Task(TaskSpec {
+                    kind,
+                    pattern,
                     resource_text: Arc::from(resource.as_str()),
                     history_type: Arc::from(history_type),
                     history_resource: Arc::from(history_resource),

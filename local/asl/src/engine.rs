@@ -1503,7 +1503,7 @@ impl<T> PathNumber<T> {
 async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), Failure> {
     match &state.kind {
         Kind::Task(spec) => {
-            let pattern_token = spec.resource.ends_with(".waitForTaskToken");
+            let pattern_token = spec.pattern == IntegrationPattern::WaitForTaskToken;
             let token = pattern_token.then(resource::new_uuid);
             let ctx = cx.context(state, frame, token.as_deref());
             let eff = input_path(state, frame, &frame.input, &ctx)?;
@@ -1533,7 +1533,13 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             };
             let timeout = seconds(&spec.timeout, "TimeoutSeconds")?;
             let heartbeat = seconds(&spec.heartbeat, "HeartbeatSeconds")?;
-            let (kind, pattern) = resource::classify(&spec.resource, &params);
+            let pattern = spec.pattern;
+            let kind = match &spec.kind {
+                ResourceKind::LambdaInvoke { .. } => ResourceKind::LambdaInvoke {
+                    function_name: resource::function_name(&params),
+                },
+                other => other.clone(),
+            };
             let lambda = matches!(kind, ResourceKind::LambdaFunction { .. });
             // scheduled / started events; the history shares the parameters
             let (shown, params) = if cx.payloads() {
