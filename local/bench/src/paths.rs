@@ -170,10 +170,14 @@ impl ResourceResolver for Stubs<'_> {
             .get("FunctionName")
             .and_then(Value::as_str)
             .and_then(|arn| arn.rsplit(":function:aftersales-").next())
-            .unwrap_or("unknown")
-            .to_owned();
+            .unwrap_or("unknown");
         if let Ok(mut counts) = self.invocations.lock() {
-            *counts.entry(function).or_default() += 1;
+            match counts.get_mut(function) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(function.to_owned(), 1);
+                }
+            }
         }
         if request.pattern == IntegrationPattern::WaitForTaskToken {
             return Ok(Value::Null);
