@@ -20,12 +20,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Our interpreter: `runs` executions after a warm-up, full history (as the local stack keeps).
 pub async fn ours(machine: &StateMachine, spec: &PathSpec, runs: u64) -> Result<f64, String> {
+    ours_with(machine, spec, runs, HistoryDetail::Full).await
+}
+
+/// Our interpreter with the history kept as `history` says: executions per second.
+pub async fn ours_with(
+    machine: &StateMachine,
+    spec: &PathSpec,
+    runs: u64,
+    history: HistoryDetail,
+) -> Result<f64, String> {
     for _ in 0..runs.min(50) {
-        run_path(machine, spec, HistoryDetail::Full).await?;
+        run_path(machine, spec, history).await?;
     }
     let start = Instant::now();
     for _ in 0..runs {
-        run_path(machine, spec, HistoryDetail::Full).await?;
+        run_path(machine, spec, history).await?;
     }
     Ok(runs as f64 / start.elapsed().as_secs_f64())
 }
