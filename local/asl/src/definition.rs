@@ -13,7 +13,7 @@
 //! without holding references into the definition.
 
 use crate::error::{Diagnostic, InvalidDefinition};
-use crate::expr::{self, ChoiceRule};
+use crate::expr::{self, ChoiceRule, CompiledPath, Template};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub(crate) struct Machine {
 pub(crate) enum PathField {
     Default,
     Null,
-    Path(String),
+    Path(CompiledPath),
 }
 
 #[derive(Debug)]
@@ -143,8 +143,8 @@ pub(crate) struct State {
     pub input_path: PathField,
     pub output_path: PathField,
     pub result_path: PathField,
-    pub parameters: Option<Value>,
-    pub result_selector: Option<Value>,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
     /// `None` when the state ends its machine (`End: true`, Succeed, Fail, Choice).
     pub next: Option<usize>,
     pub retry: Vec<Retrier>,
@@ -191,7 +191,7 @@ pub(crate) struct Catcher {
 #[derive(Debug, Clone)]
 pub(crate) enum NumberField {
     Literal(f64),
-    Path(String),
+    Path(CompiledPath),
 }
 
 #[derive(Debug)]
@@ -251,6 +251,10 @@ pub(crate) struct TaskSpec {
     /// `resourceType` / `resource` as task history events show them.
     pub history_type: Arc<str>,
     pub history_resource: Arc<str>,
+    /// What `resource` names and how the task waits, classified once (for `lambda:invoke`,
+    /// `function_name` is filled from each request's `FunctionName`).
+    pub kind: crate::resource::ResourceKind,
+    pub pattern: crate::resource::IntegrationPattern,
     pub timeout: Option<NumberField>,
     pub heartbeat: Option<NumberField>,
 }
@@ -266,8 +270,8 @@ pub(crate) struct ChoiceBranch {
 pub(crate) enum WaitSpec {
     Seconds(u64),
     Timestamp(String),
-    SecondsPath(String),
-    TimestampPath(String),
+    SecondsPath(CompiledPath),
+    TimestampPath(CompiledPath),
 }
 
 #[derive(Debug)]
@@ -284,7 +288,7 @@ pub(crate) struct MapSpec {
     pub items_path: Option<String>,
     /// JSONata `Items` given as a literal array.
     pub items_literal: Option<Value>,
-    pub item_selector: Option<Value>,
+    pub item_selector: Option<Template>,
     pub max_concurrency: Option<NumberField>,
     pub tolerated_count: Option<NumberField>,
     pub tolerated_percentage: Option<NumberField>,
@@ -581,7 +585,7 @@ impl Loader {
                         self.err("INVALID_JSON_PATH", m, format!("{loc}/{field}"));
                     }
                 }
-                PathField::Path(s.clone())
+                PathField::Path(CompiledPath::new(s))
             }
             Some(_) => {
                 self.err(
@@ -696,7 +700,7 @@ impl Loader {
             },
             (None, Some(_)) => self
                 .opt_path(obj, &path_name, loc, jsonata)
-                .map(NumberField::Path),
+                .map(|p| NumberField::Path(CompiledPath::new(&p))),
             (None, None) => None,
         }
     }
@@ -1107,7 +1111,10 @@ impl Loader {
                     );
                 }
                 let (history_type, history_resource) = crate::resource::history_names(&resource);
+                let (kind, pattern) = crate::resource::classify(&resource, &Value::Null);
                 Kind::Task(TaskSpec {
+                    kind,
+                    pattern,
                     resource_text: Arc::from(resource.as_str()),
                     history_type: Arc::from(history_type),
                     history_resource: Arc::from(history_resource),
@@ -1222,12 +1229,12 @@ impl Loader {
                                 WaitSpec::Seconds(0)
                             }
                         },
-                        "SecondsPath" => WaitSpec::SecondsPath(
-                            self.opt_path(obj, f, loc, jsonata).unwrap_or_default(),
-                        ),
-                        _ => WaitSpec::TimestampPath(
-                            self.opt_path(obj, f, loc, jsonata).unwrap_or_default(),
-                        ),
+                        "SecondsPath" => WaitSpec::SecondsPath(CompiledPath::new(
+                            &self.opt_path(obj, f, loc, jsonata).unwrap_or_default(),
+                        )),
+                        _ => WaitSpec::TimestampPath(CompiledPath::new(
+                            &self.opt_path(obj, f, loc, jsonata).unwrap_or_default(),
+                        )),
                     };
                     Kind::Wait(spec)
                 }
@@ -1359,7 +1366,9 @@ impl Loader {
                     items_path,
                     items_literal,
                     // legacy maps put the item selector in Parameters
-                    item_selector: item_selector.or_else(|| parameters.clone()),
+                    item_selector: item_selector
+                        .or_else(|| parameters.clone())
+                        .map(Template::new),
                     max_concurrency,
                     tolerated_count,
                     tolerated_percentage,
@@ -1389,8 +1398,8 @@ impl Loader {
             input_path,
             output_path,
             result_path,
-            parameters,
-            result_selector,
+            parameters: parameters.map(Template::new),
+            result_selector: result_selector.map(Template::new),
             next: next.filter(|n| *n != usize::MAX),
             retry,
             catch,

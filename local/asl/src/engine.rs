@@ -42,7 +42,7 @@ use crate::definition::{
     Definition, Kind, MapSpec, NumberField, PathField, State, StateMachine, TaskSpec, WaitSpec,
 };
 use crate::error::{ApiError, Failure};
-use crate::expr::{self, Env, ExprError};
+use crate::expr::{self, CompiledPath, Env, ExprError, Template};
 use crate::history::{Details, Field, Fields, History, HistoryDetail, HistoryEvent, Shared};
 use crate::resource::{self, IntegrationPattern, ResourceKind, ResourceResolver, TaskRequest};
 use jiff::{SignedDuration, Timestamp};
@@ -819,15 +819,13 @@ fn input_path<'v>(
     match &state.input_path {
         PathField::Default => Ok(Cow::Borrowed(input)),
         PathField::Null => Ok(Cow::Owned(json!({}))),
-        PathField::Path(p) => expr::query_ref(
-            p,
-            Env {
+        PathField::Path(p) => p
+            .query_ref(Env {
                 input,
                 context: ctx,
                 variables: &frame.vars,
-            },
-        )
-        .map_err(|e| Cx::expr_failure(state, frame, e)),
+            })
+            .map_err(|e| Cx::expr_failure(state, frame, e)),
     }
 }
 
@@ -848,16 +846,14 @@ fn output_path(
     match &state.output_path {
         PathField::Default => Ok(value),
         PathField::Null => Ok(Shared::new(json!({}))),
-        PathField::Path(p) => expr::query(
-            p,
-            Env {
+        PathField::Path(p) => p
+            .query(Env {
                 input: &value,
                 context: ctx,
                 variables: &frame.vars,
-            },
-        )
-        .map(Shared::new)
-        .map_err(|e| Cx::expr_failure(state, frame, e)),
+            })
+            .map(Shared::new)
+            .map_err(|e| Cx::expr_failure(state, frame, e)),
     }
 }
 
@@ -880,18 +876,15 @@ fn result_path(
 fn template(
     state: &State,
     frame: &Frame,
-    t: &Value,
+    t: &Template,
     input: &Value,
     ctx: &Value,
 ) -> Result<Value, Failure> {
-    expr::render_template(
-        t,
-        Env {
-            input,
-            context: ctx,
-            variables: &frame.vars,
-        },
-    )
+    t.render(Env {
+        input,
+        context: ctx,
+        variables: &frame.vars,
+    })
     .map_err(|e| Cx::expr_failure(state, frame, e))
 }
 
@@ -996,7 +989,7 @@ fn complete(
         PathField::Null => frame.input.clone(),
         PathField::Path(p) => {
             let raw = Shared::take(&mut frame.input);
-            match expr::try_apply_result_path(raw, p, selected.into_value()) {
+            match p.try_apply_result_path(raw, selected.into_value()) {
                 Ok(v) => Shared::new(v),
                 Err((raw, e)) => {
                     frame.input = Shared::new(raw);
@@ -1259,7 +1252,7 @@ fn jsonata_expressions(state: &State) -> bool {
     in_kind
         || state.output.as_ref().is_some_and(has)
         || state.assign.as_ref().is_some_and(has)
-        || state.parameters.as_ref().is_some_and(has)
+        || state.parameters.as_ref().is_some_and(|t| has(&t.source))
         || matches!(
             state.kind,
             Kind::Choice { .. } | Kind::Fail(_) | Kind::Wait(_)
@@ -1362,7 +1355,9 @@ fn start_wait(
         WaitSpec::Seconds(n) => add_secs(now, *n as f64).unwrap_or(now),
         WaitSpec::Timestamp(s) => parse_timestamp(s).unwrap_or(now),
         WaitSpec::SecondsPath(p) => {
-            let v = expr::query(p, env).map_err(|e| Cx::expr_failure(state, frame, e))?;
+            let v = p
+                .query(env)
+                .map_err(|e| Cx::expr_failure(state, frame, e))?;
             let secs = match v.as_i64() {
                 Some(n) => n,
                 None => {
@@ -1388,7 +1383,9 @@ fn start_wait(
             add_secs(now, secs as f64).unwrap_or(now)
         }
         WaitSpec::TimestampPath(p) => {
-            let v = expr::query(p, env).map_err(|e| Cx::expr_failure(state, frame, e))?;
+            let v = p
+                .query(env)
+                .map_err(|e| Cx::expr_failure(state, frame, e))?;
             match v.as_str().and_then(parse_timestamp) {
                 Some(t) => t,
                 None => {
@@ -1430,7 +1427,7 @@ fn path_integer(
     state: &State,
     frame: &Frame,
     field: &str,
-    path: &str,
+    path: &CompiledPath,
     eff: &Value,
     ctx: &Value,
 ) -> Result<i64, Failure> {
@@ -1447,7 +1444,7 @@ fn path_float(
     state: &State,
     frame: &Frame,
     field: &str,
-    path: &str,
+    path: &CompiledPath,
     eff: &Value,
     ctx: &Value,
 ) -> Result<f64, Failure> {
@@ -1472,19 +1469,17 @@ impl<T> PathNumber<T> {
         state: &State,
         frame: &Frame,
         field: &str,
-        path: &str,
+        path: &CompiledPath,
         eff: &Value,
         ctx: &Value,
     ) -> Result<T, Failure> {
-        let v = expr::query(
-            path,
-            Env {
+        let v = path
+            .query(Env {
                 input: eff,
                 context: ctx,
                 variables: &frame.vars,
-            },
-        )
-        .map_err(|e| Cx::expr_failure(state, frame, e))?;
+            })
+            .map_err(|e| Cx::expr_failure(state, frame, e))?;
         let n = match &v {
             Value::Number(n) => (self.from_number)(n),
             Value::String(s) => (self.from_text)(s.trim()),
@@ -1508,7 +1503,7 @@ impl<T> PathNumber<T> {
 async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<(), Failure> {
     match &state.kind {
         Kind::Task(spec) => {
-            let pattern_token = spec.resource.ends_with(".waitForTaskToken");
+            let pattern_token = spec.pattern == IntegrationPattern::WaitForTaskToken;
             let token = pattern_token.then(resource::new_uuid);
             let ctx = cx.context(state, frame, token.as_deref());
             let eff = input_path(state, frame, &frame.input, &ctx)?;
@@ -1538,7 +1533,13 @@ async fn attempt(cx: &mut Cx<'_>, frame: &mut Frame, state: &State) -> Result<()
             };
             let timeout = seconds(&spec.timeout, "TimeoutSeconds")?;
             let heartbeat = seconds(&spec.heartbeat, "HeartbeatSeconds")?;
-            let (kind, pattern) = resource::classify(&spec.resource, &params);
+            let pattern = spec.pattern;
+            let kind = match &spec.kind {
+                ResourceKind::LambdaInvoke { .. } => ResourceKind::LambdaInvoke {
+                    function_name: resource::function_name(&params),
+                },
+                other => other.clone(),
+            };
             let lambda = matches!(kind, ResourceKind::LambdaFunction { .. });
             // scheduled / started events; the history shares the parameters
             let (shown, params) = if cx.payloads() {

@@ -316,8 +316,9 @@ impl Recorded {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     done: Vec<HistoryEvent>,
-    /// One small allocation per event rather than one big list: a list of whole events
-    /// (over 1 KiB) makes glibc's malloc consolidate its fast bins on every execution.
+    /// One small allocation per event rather than one big list (or chunks of events): freeing
+    /// a block too big for glibc's per-thread cache (over 1 KiB) next to the top of the heap
+    /// makes malloc consolidate its fast bins, on every execution.
     #[allow(clippy::vec_box)]
     recorded: Vec<Box<Recorded>>,
     rendered: OnceLock<Vec<HistoryEvent>>,
@@ -347,7 +348,7 @@ impl Serialize for Events<'_> {
             for e in &h.done {
                 seq.serialize_element(e)?;
             }
-            for e in &h.recorded {
+            for e in h.recorded.iter() {
                 seq.serialize_element(&e.render())?;
             }
         }
@@ -454,5 +455,27 @@ impl History {
     /// Whether payload strings are wanted.
     pub(crate) fn payloads(&self) -> bool {
         self.detail == HistoryDetail::Full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_kept_in_order() {
+        let mut h = History::new(HistoryDetail::Full);
+        for i in 0..49 {
+            let id = h.record(Timestamp::UNIX_EPOCH, "PassStateExited", i as u64, None);
+            assert_eq!(id, i as u64 + 1);
+        }
+        let events = h.events();
+        assert_eq!(events.len(), 49);
+        assert!(
+            events
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.id == i as u64 + 1 && e.previous_event_id == i as u64)
+        );
     }
 }

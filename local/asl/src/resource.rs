@@ -114,12 +114,9 @@ pub(crate) fn classify(resource: &str, parameters: &Value) -> (ResourceKind, Int
         }
         ["arn", _, "states", "", "", rest] => {
             if *rest == "lambda:invoke" {
-                let function_name = parameters
-                    .get("FunctionName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                ResourceKind::LambdaInvoke { function_name }
+                ResourceKind::LambdaInvoke {
+                    function_name: function_name(parameters),
+                }
             } else if let Some(sdk) = rest.strip_prefix("aws-sdk:") {
                 let (service, action) = sdk.split_once(':').unwrap_or((sdk, ""));
                 ResourceKind::Service {
@@ -140,6 +137,15 @@ pub(crate) fn classify(resource: &str, parameters: &Value) -> (ResourceKind, Int
         },
     };
     (kind, pattern)
+}
+
+/// `FunctionName` of `lambda:invoke` parameters (empty when there is none).
+pub(crate) fn function_name(parameters: &Value) -> String {
+    parameters
+        .get("FunctionName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `resourceType`/`resource` of `Task*` history events (`lambda`/`invoke`, `sqs`/`sendMessage.waitForTaskToken`).

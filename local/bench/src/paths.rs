@@ -169,11 +169,20 @@ impl ResourceResolver for Stubs<'_> {
             .parameters
             .get("FunctionName")
             .and_then(Value::as_str)
-            .and_then(|arn| arn.rsplit(":function:aftersales-").next())
-            .unwrap_or("unknown")
-            .to_owned();
+            // `...:function:aftersales-<name>` (fake ARNs, see definition_text): the text
+            // after the last ':' without the prefix, found without a substring search
+            .map(|arn| {
+                let name = arn.rsplit_once(':').map_or(arn, |(_, name)| name);
+                name.strip_prefix("aftersales-").unwrap_or(name)
+            })
+            .unwrap_or("unknown");
         if let Ok(mut counts) = self.invocations.lock() {
-            *counts.entry(function).or_default() += 1;
+            match counts.get_mut(function) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(function.to_owned(), 1);
+                }
+            }
         }
         if request.pattern == IntegrationPattern::WaitForTaskToken {
             return Ok(Value::Null);

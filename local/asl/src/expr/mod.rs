@@ -7,6 +7,7 @@
 //! selected values are copied.
 
 mod choice;
+mod compiled;
 mod intrinsics;
 mod path;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub use choice::{ChoiceRule, parse_timestamp};
+pub use compiled::{CompiledPath, Template};
 
 /// What an expression can read while a state runs.
 #[derive(Debug, Clone, Copy)]
@@ -168,10 +170,15 @@ pub fn try_apply_result_path(
     {
         return Ok(input);
     }
+    Err(result_path_failure(input, path, &parsed.segments))
+}
+
+/// The failure of a ResultPath that cannot be applied, with the input handed back.
+fn result_path_failure(input: Value, path: &str, segments: &[path::Segment]) -> (Value, ExprError) {
     // the failure quotes the input as the failed attempt leaves it (objects it created included)
     let mut attempted = input.clone();
-    let _ = path::set_at(&mut attempted, &parsed.segments, Value::Null);
-    Err((
+    let _ = path::set_at(&mut attempted, segments, Value::Null);
+    (
         input,
         ExprError::new(
             "States.ResultPathMatchFailure",
@@ -180,7 +187,7 @@ pub fn try_apply_result_path(
                 to_compact(&attempted)
             ),
         ),
-    ))
+    )
 }
 
 /// A reference path (ResultPath), parsed once per thread.
