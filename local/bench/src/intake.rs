@@ -344,6 +344,33 @@ async fn drain(
     }
 }
 
+/// CPU time (s) of each of a process's threads, summed by thread name, from /proc.
+fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    // SAFETY: sysconf takes no pointers.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+        let ticks: f64 = fields
+            .get(11..13)
+            .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        *by_name.entry(name).or_insert(0.0) += ticks / tick;
+    }
+    by_name
+}
+
 /// Part 5.
 pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let (seconds, warmup, connections) = if o.quick {
@@ -356,6 +383,21 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let start = Instant::now();
     let record_after = start + Duration::from_secs_f64(warmup);
     let stop = record_after + Duration::from_secs_f64(seconds);
+    let pid = served.child.id().unwrap_or(0);
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(record_after.into()).await;
+        let before = thread_cpu(pid);
+        tokio::time::sleep_until(stop.into()).await;
+        let after = thread_cpu(pid);
+        after
+            .into_iter()
+            .map(|(name, t)| {
+                let spent = t - before.get(&name).copied().unwrap_or(0.0);
+                (name, spent)
+            })
+            .filter(|(_, t)| *t > 0.0)
+            .collect::<Vec<_>>()
+    });
     let mut tasks = Vec::new();
     for _ in 0..connections {
         tasks.push(tokio::spawn(worker(
@@ -392,6 +434,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     }
     // The runs the requests started: how far they had got when the load stopped, and how long
     // the server then took to bring all of them to their wait for the customer.
+    let cpu = sampler.await.map_err(|e| e.to_string())?;
     let waits = wait_states(&o.root)?;
     let at_stop = count_runs(o, &waits).await;
     let limit = Duration::from_secs(if o.quick { 60 } else { 600 });
@@ -443,6 +486,18 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
         md,
         "| {rps:.0} | {p50:.2} | {p99:.2} | {max:.1} | {n} | {errors} |"
     );
+    let server_cpu: f64 = cpu.iter().map(|(_, t)| t).sum();
+    let per_request = |t: f64| t / n.max(1) as f64 * 1e6;
+    let _ = writeln!(
+        md,
+        "\nServer CPU in the measured {seconds} s (from /proc, by thread): {:.1} s in all, {:.0} µs per measured request: {}.",
+        server_cpu,
+        per_request(server_cpu),
+        cpu.iter()
+            .map(|(name, t)| format!("{name} {t:.1} s ({:.0} µs/request)", per_request(*t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let states = |c: &RunCount| {
         c.by_state
             .iter()
@@ -479,7 +534,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let backlog = at_stop.total.saturating_sub(at_stop.settled);
     let _ = writeln!(
         md,
-        "\n{} A 202 waits for one group commit: the server's single writer thread takes every write waiting at that moment (intakes and background advances alike), applies them in one redb write transaction and commits it once (fsynced; redb commits in two phases here, so that `runs` commands may read beside the server), then answers each; a write that fails is left out and the rest still commit. An intake is one write: the ticket, its request claim, its audit event and the new run together. The runs are advanced in the background, up to {} at a time (their writes share commits), on a thread of their own; each advance waits while intake is busy (at most 5 s), so under load intake comes first and the advances catch up after: {}",
+        "\n{} A 202 waits for one group commit: the server's single writer thread takes every write waiting at that moment (intakes and background advances alike), applies them in one redb write transaction and commits it once (fsynced; redb commits in two phases here, so that `runs` commands may read beside the server), then answers each; a write that fails is left out and the rest still commit. An intake is one write: the ticket, its request claim, its audit event and the new run together. The runs are advanced in the background, up to {} at a time (their writes share commits), on a runtime of their own (threads run-advances); each advance waits while intake is busy (at most 5 s), so under load intake comes first and the advances catch up after: {}",
         if met {
             "**Target met.**"
         } else {

@@ -48,6 +48,8 @@ use crate::store::LocalStore;
 /// How many runs are advanced at once in the background.
 /// Many, so that their writes share commits.
 const DRIVERS: usize = 64;
+/// The background runtime's worker threads: once intake eases, the advances may use both cores.
+const BACKGROUND_THREADS: usize = 2;
 
 /// The local state machine's ARN: executions are `...:execution:after-sales:<ticket id>`.
 pub const STATE_MACHINE_ARN: &str = "arn:aws:states:local:000000000000:stateMachine:after-sales";
@@ -373,8 +375,8 @@ impl Wakeups {
     }
 }
 
-/// A current-thread tokio runtime on its own thread, for the background advances: they use at
-/// most one core, and never hold up the HTTP workers. It stops when dropped.
+/// A tokio runtime of its own for the background advances ([`BACKGROUND_THREADS`] workers), so
+/// they never hold up the HTTP workers; it stops when dropped.
 struct Background {
     handle: tokio::runtime::Handle,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
@@ -388,7 +390,9 @@ impl Background {
         let spawned = std::thread::Builder::new()
             .name("run-advances".into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(BACKGROUND_THREADS)
+                    .thread_name("run-advances")
                     .enable_all()
                     .build()
                 {
