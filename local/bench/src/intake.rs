@@ -498,6 +498,21 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let writer_cpu: f64 = cpu
+        .iter()
+        .filter(|(name, _)| name.starts_with("store-writer"))
+        .map(|(_, t)| t)
+        .sum();
+    if server_cpu > 0.0 && writer_cpu > 0.0 {
+        let _ = writeln!(
+            md,
+            "\nWhat bounds the rate: at {:.0} µs of server CPU per request, two whole cores would cap the server near {:.0} req/s before the load generator takes its share; the single store writer, at {:.0} µs per request (redb's page writes and fsyncs, much of it kernel time), caps near {:.0} req/s on a core of its own.",
+            per_request(server_cpu),
+            2e6 / per_request(server_cpu),
+            per_request(writer_cpu),
+            1e6 / per_request(writer_cpu)
+        );
+    }
     let states = |c: &RunCount| {
         c.by_state
             .iter()
