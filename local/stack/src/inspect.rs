@@ -65,6 +65,46 @@ fn current_state(execution: &Execution) -> String {
         .to_owned()
 }
 
+/// A run's status and current state, as `runs list` shows them: "STATUS\tSTATE".
+pub fn run_summary(execution: &Execution) -> String {
+    format!(
+        "{}\t{}",
+        execution.status().as_str(),
+        current_state(execution)
+    )
+}
+
+/// `runs count`: how many runs are in each status and current state, then the total.
+pub fn runs_count(reader: &Reader) -> Result<String, String> {
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    let mut total = 0u64;
+    for (ticket, summary) in reader.run_summaries().map_err(|e| e.to_string())? {
+        let summary = match summary {
+            Some(summary) => summary,
+            None => {
+                let json = reader
+                    .execution(&ticket)
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                let execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
+                run_summary(&execution)
+            }
+        };
+        let (status, state) = summary.split_once('\t').unwrap_or((summary.as_str(), "-"));
+        *counts
+            .entry((status.to_owned(), state.to_owned()))
+            .or_default() += 1;
+        total += 1;
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<10} {:<28} RUNS", "STATUS", "CURRENT STATE");
+    for ((status, state), n) in counts {
+        let _ = writeln!(out, "{status:<10} {state:<28} {n}");
+    }
+    let _ = writeln!(out, "total {total}");
+    Ok(out)
+}
+
 fn updated(execution: &Execution) -> String {
     execution
         .history()

@@ -71,6 +71,11 @@ enum RunsCommand {
         #[arg(long, default_value = "./.aftersales")]
         data_dir: PathBuf,
     },
+    /// How many runs are in each status and current state (cheap: reads no whole run).
+    Count {
+        #[arg(long, default_value = "./.aftersales")]
+        data_dir: PathBuf,
+    },
     /// One run's states, input/output (personal data masked), errors and wait, plus the
     /// ticket's audit timeline.
     Show {
@@ -159,6 +164,9 @@ fn run(command: Command) -> Result<String, String> {
         Command::Runs {
             command: RunsCommand::List { data_dir },
         } => inspect::runs_list(&read(&data_dir)?),
+        Command::Runs {
+            command: RunsCommand::Count { data_dir },
+        } => inspect::runs_count(&read(&data_dir)?),
         Command::Runs {
             command:
                 RunsCommand::Show {

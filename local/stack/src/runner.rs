@@ -2,13 +2,22 @@
 //! `workflows/after-sales.asl.json`, driven on a tokio task with the step handlers called
 //! in-process, and persisted in the store after every advance, so a run parked on a
 //! `.waitForTaskToken` or a `Wait` survives a restart.
+//!
+//! A request's run is stored in the same commit as its ticket ([`IntakeStore`]), so the 202
+//! waits for one group commit. Runs are then advanced in the background, a few at a time, on
+//! a thread of their own; each advance waits while intake is busy (up to five seconds), so
+//! under a burst of requests intake comes first and the advances catch up when it eases.
+//! Each advance stores its run when done, so a run not yet advanced (or half way) resumes
+//! after a restart.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use aftersales_domain::{Department, Policy, TicketId};
+use aftersales_domain::lifecycle::AuditEvent;
+use aftersales_domain::ticket::Ticket;
+use aftersales_domain::{CustomerId, Department, Policy, RequestId, ServiceRequest, TicketId};
 use aftersales_service::adapters::feedback::{
     FeedbackMessage, FeedbackPublisher, PublishError, UndeliveredMessage,
 };
@@ -18,6 +27,7 @@ use aftersales_service::adapters::notify::{
 use aftersales_service::adapters::payment::InMemoryPaymentGateway;
 use aftersales_service::adapters::workflow::{StartOutcome, WorkflowClient, WorkflowError};
 use aftersales_service::clock::SystemClock;
+use aftersales_service::handlers::accept;
 use aftersales_service::handlers::steps::notify::SurveyLink;
 use aftersales_service::handlers::steps::{
     self, StepError, diagnose, execute_refund, notify, propose, survey,
@@ -30,7 +40,16 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use aftersales_domain::history::History;
+use aftersales_service::store::{Created, StoreError, TicketStore, TicketSummary};
+
 use crate::store::LocalStore;
+
+/// How many runs are advanced at once in the background.
+/// Many, so that their writes share commits.
+const DRIVERS: usize = 64;
+/// The background runtime's worker threads: once intake eases, the advances may use both cores.
+const BACKGROUND_THREADS: usize = 2;
 
 /// The local state machine's ARN: executions are `...:execution:after-sales:<ticket id>`.
 pub const STATE_MACHINE_ARN: &str = "arn:aws:states:local:000000000000:stateMachine:after-sales";
@@ -272,9 +291,9 @@ pub struct Runner {
     /// One driver at a time per execution.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Which execution each pending task token belongs to.
-    tokens: Mutex<HashMap<String, String>>,
+    tokens: Mutex<Tokens>,
     /// When each sleeping execution wakes (engine time).
-    wakeups: Mutex<HashMap<String, Timestamp>>,
+    wakeups: Mutex<Wakeups>,
     timer: tokio::sync::Notify,
     /// Set by [`Runner::stop`]: nothing new is driven; parked runs stay in the store.
     stopping: AtomicBool,
@@ -283,6 +302,153 @@ pub struct Runner {
     idle: tokio::sync::Notify,
     /// Woken whenever a run's tokens and wake-up are noted after an advance.
     noted: tokio::sync::Notify,
+    policy: Arc<Policy>,
+    /// Runs stored with their ticket by [`IntakeStore::create`], not yet reported started:
+    /// ticket id → execution ARN.
+    fresh: Mutex<HashMap<String, String>>,
+    /// Where advances run: a runtime on a low-priority thread of its own.
+    background: Background,
+    /// Advances at once.
+    drivers: Arc<tokio::sync::Semaphore>,
+    /// Runs waiting for a driver.
+    queued: AtomicUsize,
+    /// Intakes in flight, and when the last one was seen (ms since `origin`).
+    intakes: AtomicUsize,
+    last_intake: std::sync::atomic::AtomicU64,
+    origin: std::time::Instant,
+}
+
+/// A run made for a new ticket, stored with it.
+struct NewRun {
+    json: String,
+    summary: String,
+    arn: String,
+}
+
+/// Advances wait while an intake was seen this recently...
+const QUIET: std::time::Duration = std::time::Duration::from_millis(10);
+/// ...but never longer than this each, so runs still move under sustained load.
+const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Pending task tokens: which run each belongs to, and each run's.
+#[derive(Default)]
+struct Tokens {
+    ticket_of: HashMap<String, String>,
+    of_ticket: HashMap<String, Vec<String>>,
+}
+
+/// When each sleeping run wakes (engine time), soonest first.
+#[derive(Default)]
+struct Wakeups {
+    at: HashMap<String, Timestamp>,
+    order: std::collections::BTreeSet<(Timestamp, String)>,
+}
+
+impl Wakeups {
+    fn set(&mut self, ticket: &str, when: Option<Timestamp>) {
+        if let Some(old) = self.at.remove(ticket) {
+            self.order.remove(&(old, ticket.to_owned()));
+        }
+        if let Some(when) = when {
+            self.at.insert(ticket.to_owned(), when);
+            self.order.insert((when, ticket.to_owned()));
+        }
+    }
+
+    fn next(&self) -> Option<Timestamp> {
+        self.order.first().map(|(at, _)| *at)
+    }
+
+    /// The runs due at `now`, no longer listed.
+    fn take_due(&mut self, now: Timestamp) -> Vec<String> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.order.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, ticket)) = self.order.pop_first() {
+                self.at.remove(&ticket);
+                due.push(ticket);
+            }
+        }
+        due
+    }
+}
+
+/// A tokio runtime of its own for the background advances ([`BACKGROUND_THREADS`] workers), so
+/// they never hold up the HTTP workers; it stops when dropped.
+struct Background {
+    handle: tokio::runtime::Handle,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Background {
+    fn start() -> Background {
+        let (give, take) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("run-advances".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(BACKGROUND_THREADS)
+                    .thread_name("run-advances")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = give.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                let _ = give.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                });
+            });
+        let started = spawned.map_err(|e| e.to_string()).and_then(|thread| {
+            take.recv()
+                .map_err(|e| e.to_string())
+                .and_then(|h| h)
+                .map(|handle| (handle, thread))
+        });
+        match started {
+            Ok((handle, thread)) => Background {
+                handle,
+                stop: Mutex::new(Some(stop)),
+                thread: Mutex::new(Some(thread)),
+            },
+            // No thread of its own: advances share the caller's runtime (at normal priority).
+            Err(error) => {
+                tracing::warn!(%error, "no background thread for run advances");
+                Background {
+                    handle: tokio::runtime::Handle::current(),
+                    stop: Mutex::new(None),
+                    thread: Mutex::new(None),
+                }
+            }
+        }
+    }
+
+    /// Stops the runtime (dropping what it has not run) and waits for its thread.
+    fn shutdown(&self) {
+        if let Some(stop) = lock(&self.stop).take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    /// Stops the runtime without waiting: this may run on its own thread.
+    fn drop(&mut self) {
+        if let Some(stop) = lock(&self.stop).take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// How long an answer waits for the advance that is about to park on its token.
@@ -330,6 +496,7 @@ impl Runner {
         notify_settings: NotifySettings,
     ) -> Arc<Runner> {
         let clock = Arc::new(ScaledClock::new(scale));
+        let runner_policy = policy.clone();
         // The steps keep the wall clock, as `accept` and `respond` do: tickets, their timelines,
         // return windows and answers all share one time. Only the engine's waits run faster.
         let service_clock: Arc<dyn aftersales_service::clock::Clock> = Arc::new(SystemClock);
@@ -384,7 +551,69 @@ impl Runner {
             active: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
             noted: tokio::sync::Notify::new(),
+            policy: runner_policy,
+            fresh: Mutex::default(),
+            background: Background::start(),
+            drivers: Arc::new(tokio::sync::Semaphore::new(DRIVERS)),
+            queued: AtomicUsize::new(0),
+            intakes: AtomicUsize::new(0),
+            last_intake: std::sync::atomic::AtomicU64::new(0),
+            origin: std::time::Instant::now(),
         })
+    }
+
+    /// Runs waiting to be advanced plus those being advanced now.
+    pub fn backlog(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// A new run of the workflow for `ticket`, not yet stored (None without a workflow).
+    /// Its JSON, its summary and its ARN.
+    fn new_execution(&self, ticket: &TicketId) -> Option<Result<NewRun, String>> {
+        let machine = self.machine.as_ref()?;
+        let options = StartOptions {
+            name: Some(ticket.as_str().to_owned()),
+            state_machine_arn: Some(STATE_MACHINE_ARN.to_owned()),
+            ..StartOptions::default()
+        };
+        let input = accept::execution_input(ticket, &self.policy);
+        let execution = Execution::start(machine, input, options, self.clock.as_ref());
+        let arn = execution.info().execution_arn.clone();
+        let summary = crate::inspect::run_summary(&execution);
+        Some(
+            execution
+                .to_json()
+                .map(|json| NewRun { json, summary, arn })
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// Notes an intake starting or ending: advances wait while intake is busy.
+    fn intake_seen(&self) {
+        self.last_intake
+            .store(self.since_origin_ms(), Ordering::Relaxed);
+    }
+
+    fn since_origin_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Waits (at most [`MAX_DEFER`]) until no intake is in flight and none was for [`QUIET`]:
+    /// under a burst of requests the advances give the CPU to intake, and catch up after.
+    async fn wait_for_quiet(&self) {
+        let deadline = tokio::time::Instant::now() + MAX_DEFER;
+        let quiet = u64::try_from(QUIET.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let busy = self.intakes.load(Ordering::Relaxed) > 0
+                || self
+                    .since_origin_ms()
+                    .saturating_sub(self.last_intake.load(Ordering::Relaxed))
+                    < quiet;
+            if !busy || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(QUIET).await;
+        }
     }
 
     /// Stops driving runs: no new advance starts, and this returns once the advances in flight
@@ -393,15 +622,20 @@ impl Runner {
         self.stopping.store(true, Ordering::SeqCst);
         self.timer.notify_one();
         let deadline = tokio::time::Instant::now() + grace;
-        loop {
+        let idle = loop {
             let idle = self.idle.notified();
             if self.active.load(Ordering::SeqCst) == 0 {
-                return true;
+                break true;
             }
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                return self.active.load(Ordering::SeqCst) == 0;
+                break self.active.load(Ordering::SeqCst) == 0;
             }
-        }
+        };
+        // Whatever is left of the background runtime goes with it, so every handle on the
+        // store is released and the file closes cleanly.
+        // (A short wait: nothing there waits on this runtime.)
+        self.background.shutdown();
+        idle
     }
 
     fn lock_for(&self, ticket: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -432,20 +666,18 @@ impl Runner {
     fn note(&self, ticket: &str, execution: &Execution) {
         {
             let mut tokens = lock(&self.tokens);
-            tokens.retain(|_, t| t != ticket);
-            for token in execution.pending_task_tokens() {
-                tokens.insert(token, ticket.to_owned());
+            for token in tokens.of_ticket.remove(ticket).unwrap_or_default() {
+                tokens.ticket_of.remove(&token);
+            }
+            let pending = execution.pending_task_tokens();
+            for token in &pending {
+                tokens.ticket_of.insert(token.clone(), ticket.to_owned());
+            }
+            if !pending.is_empty() {
+                tokens.of_ticket.insert(ticket.to_owned(), pending);
             }
         }
-        let mut wakeups = lock(&self.wakeups);
-        match execution.next_wakeup() {
-            Some(at) => {
-                wakeups.insert(ticket.to_owned(), at);
-            }
-            None => {
-                wakeups.remove(ticket);
-            }
-        }
+        lock(&self.wakeups).set(ticket, execution.next_wakeup());
         self.timer.notify_one();
         self.noted.notify_waiters();
     }
@@ -457,7 +689,7 @@ impl Runner {
         let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
         loop {
             let noted = self.noted.notified();
-            if let Some(ticket) = lock(&self.tokens).get(token).cloned() {
+            if let Some(ticket) = lock(&self.tokens).ticket_of.get(token).cloned() {
                 return Ok(ticket);
             }
             if self.active.load(Ordering::SeqCst) == 0 {
@@ -469,16 +701,26 @@ impl Runner {
         }
     }
 
+    /// Queues an advance of `ticket`'s run on the background thread.
     fn spawn_drive(self: &Arc<Self>, ticket: String) {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
         self.active.fetch_add(1, Ordering::SeqCst);
+        self.queued.fetch_add(1, Ordering::SeqCst);
         let runner = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(error) = runner.drive(&ticket).await {
+        self.background.handle.spawn(async move {
+            let permit = Arc::clone(&runner.drivers).acquire_owned().await;
+            runner.queued.fetch_sub(1, Ordering::SeqCst);
+            runner.wait_for_quiet().await;
+            // Once stopping, queued runs stay as stored: they resume at the next start.
+            if permit.is_ok()
+                && !runner.stopping.load(Ordering::SeqCst)
+                && let Err(error) = runner.drive(&ticket).await
+            {
                 tracing::error!(ticket_id = %ticket, %error, "local run not advanced");
             }
+            drop(permit);
             if runner.active.fetch_sub(1, Ordering::SeqCst) == 1 {
                 runner.idle.notify_waiters();
             }
@@ -501,7 +743,7 @@ impl Runner {
         execution.advance(&self.steps, self.clock.as_ref()).await;
         let json = execution.to_json().map_err(|e| e.to_string())?;
         self.store
-            .put_execution(ticket, json)
+            .put_run(ticket, json, Some(crate::inspect::run_summary(&execution)))
             .await
             .map_err(|e| e.to_string())?;
         self.note(ticket, &execution);
@@ -513,7 +755,7 @@ impl Runner {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let next = lock(&self.wakeups).values().min().copied();
+            let next = lock(&self.wakeups).next();
             let wait = next.map(|at| self.clock.real_wait(at));
             match wait {
                 Some(wait) => {
@@ -528,18 +770,7 @@ impl Runner {
                 }
             }
             let now = asl::Clock::now(self.clock.as_ref());
-            let due: Vec<String> = {
-                let mut wakeups = lock(&self.wakeups);
-                let due: Vec<String> = wakeups
-                    .iter()
-                    .filter(|(_, at)| **at <= now)
-                    .map(|(t, _)| t.clone())
-                    .collect();
-                for ticket in &due {
-                    wakeups.remove(ticket);
-                }
-                due
-            };
+            let due: Vec<String> = { lock(&self.wakeups).take_due(now) };
             for ticket in due {
                 self.spawn_drive(ticket);
             }
@@ -565,8 +796,9 @@ impl Runner {
             let mut execution = Execution::from_json(&json).map_err(unavailable)?;
             change(&mut execution).map_err(workflow_error)?;
             let json = execution.to_json().map_err(unavailable)?;
+            let summary = crate::inspect::run_summary(&execution);
             self.store
-                .put_execution(&ticket, json)
+                .put_run(&ticket, json, Some(summary))
                 .await
                 .map_err(unavailable)?;
             self.note(&ticket, &execution);
@@ -595,6 +827,10 @@ impl WorkflowClient for LocalWorkflow {
                 message: runner.missing.clone(),
             });
         };
+        // Stored with its ticket by `IntakeStore::create` (and already queued to advance).
+        if let Some(execution_arn) = lock(&runner.fresh).remove(ticket_id.as_str()) {
+            return Ok(StartOutcome::Started { execution_arn });
+        }
         let options = StartOptions {
             name: Some(ticket_id.as_str().to_owned()),
             state_machine_arn: Some(STATE_MACHINE_ARN.to_owned()),
@@ -641,5 +877,106 @@ impl WorkflowClient for LocalWorkflow {
         self.0
             .resume(token, move |e| e.send_task_heartbeat(token, clock.as_ref()))
             .await
+    }
+}
+
+/// The store `accept` gets: creating a ticket also stores its workflow run in the same commit
+/// (so a 202 costs one group commit, and a ticket is never stored without its run), and queues
+/// the run's first advance; `LocalWorkflow::start` then finds it started. Everything else is
+/// the [`LocalStore`].
+#[derive(Clone)]
+pub struct IntakeStore {
+    store: LocalStore,
+    runner: Arc<Runner>,
+}
+
+impl IntakeStore {
+    pub fn new(store: LocalStore, runner: Arc<Runner>) -> IntakeStore {
+        IntakeStore { store, runner }
+    }
+
+    async fn create_with_run(
+        &self,
+        ticket: &Ticket,
+        first: &AuditEvent,
+    ) -> Result<Created, StoreError> {
+        let runner = &self.runner;
+        let run = match runner.new_execution(&ticket.id) {
+            Some(Ok(run)) => Some(run),
+            Some(Err(error)) => return Err(StoreError::Corrupt(error)),
+            None => None,
+        };
+        let (json, summary, arn) = match run {
+            Some(NewRun { json, summary, arn }) => (Some(json), Some(summary), Some(arn)),
+            None => (None, None, None),
+        };
+        let created = self
+            .store
+            .create_with_run(ticket, first, json, summary)
+            .await?;
+        if let (Created::New, Some(arn)) = (&created, arn) {
+            lock(&runner.fresh).insert(ticket.id.as_str().to_owned(), arn);
+            runner.spawn_drive(ticket.id.as_str().to_owned());
+        }
+        Ok(created)
+    }
+}
+
+#[async_trait]
+impl TicketStore for IntakeStore {
+    async fn create(&self, ticket: &Ticket, first: &AuditEvent) -> Result<Created, StoreError> {
+        let runner = &self.runner;
+        runner.intakes.fetch_add(1, Ordering::Relaxed);
+        runner.intake_seen();
+        let created = self.create_with_run(ticket, first).await;
+        runner.intake_seen();
+        runner.intakes.fetch_sub(1, Ordering::Relaxed);
+        created
+    }
+
+    async fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.store.get(id).await
+    }
+
+    async fn find_by_request(&self, request_id: &RequestId) -> Result<Option<Ticket>, StoreError> {
+        self.store.find_by_request(request_id).await
+    }
+
+    async fn save(
+        &self,
+        ticket: &Ticket,
+        expected_version: u64,
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.store.save(ticket, expected_version, audit).await
+    }
+
+    async fn audit_trail(&self, id: &TicketId) -> Result<Vec<AuditEvent>, StoreError> {
+        self.store.audit_trail(id).await
+    }
+
+    async fn tickets_by_customer(
+        &self,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        self.store.tickets_by_customer(customer, limit).await
+    }
+
+    async fn open_tickets_due_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        self.store.open_tickets_due_before(before, limit).await
+    }
+
+    async fn history(
+        &self,
+        request: &ServiceRequest,
+        excluding: &TicketId,
+        since: Timestamp,
+    ) -> Result<History, StoreError> {
+        self.store.history(request, excluding, since).await
     }
 }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::data_dir::{self, SecretOrigin};
 use crate::http::{Handlers, router};
-use crate::runner::{LocalWorkflow, NotifySettings, Runner, load_machine};
+use crate::runner::{IntakeStore, LocalWorkflow, NotifySettings, Runner, load_machine};
 use crate::store::LocalStore;
 
 /// How long a stop waits for requests and advances in flight.
@@ -123,9 +123,11 @@ pub async fn start(settings: Settings) -> Result<Stack, String> {
     let resumed = runner.recover().await?;
     let workflow = Arc::new(LocalWorkflow(runner.clone()));
     let tickets: Arc<dyn aftersales_service::store::TicketStore> = Arc::new(store.clone());
+    let intake: Arc<dyn aftersales_service::store::TicketStore> =
+        Arc::new(IntakeStore::new(store.clone(), runner.clone()));
     let handlers = Arc::new(Handlers {
         accept: accept::Deps {
-            store: tickets.clone(),
+            store: intake,
             workflow: workflow.clone(),
             clock: Arc::new(SystemClock),
             policy,

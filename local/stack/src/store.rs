@@ -1,18 +1,24 @@
 //! The local stack's durable store: one redb file in the data directory holding tickets, audit
 //! trails, the refund ledger, workflow executions, department queues and the notification outbox.
 //!
-//! Every operation is one redb write transaction (redb runs them one at a time), checked before
-//! it changes anything and committed with fsync, so an answer given is never lost, even to
-//! `kill -9`. Semantics match `MemoryStore`, the reference implementation.
+//! Every write is checked before it changes anything and answered only once committed with
+//! fsync, so an answer given is never lost, even to `kill -9`. Writes are group-committed: one
+//! writer thread takes every write waiting at that moment, applies them in order in one redb
+//! write transaction and commits it once (one fsync for the group), then answers each. A write
+//! that fails (a conflict, a refused check) is left out of its group's commit, which the others
+//! still make; nothing of it is written. Semantics match `MemoryStore`, the reference
+//! implementation.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use redb::{
     ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition, WriteTransaction,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -37,10 +43,22 @@ const AUDIT: TableDefinition<(&str, u32), &str> = TableDefinition::new("audit");
 const COMMITTED: TableDefinition<&str, &str> = TableDefinition::new("committed");
 const REFUNDS: TableDefinition<&str, &str> = TableDefinition::new("refunds");
 const EXECUTIONS: TableDefinition<&str, &str> = TableDefinition::new("executions");
+/// Each run's status and current state ("STATUS\tSTATE"), written with its execution, so runs
+/// can be counted without reading whole executions.
+const RUN_SUMMARIES: TableDefinition<&str, &str> = TableDefinition::new("run_summaries");
 const QUEUES: TableDefinition<(&str, u64), &str> = TableDefinition::new("queues");
 const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("outbox");
 /// Idempotency keys of queue and outbox records already written.
 const RECORD_KEYS: TableDefinition<&str, u64> = TableDefinition::new("record_keys");
+/// Tickets by customer and by order: (customer or order id, ticket id).
+const BY_CUSTOMER: TableDefinition<(&str, &str), ()> = TableDefinition::new("tickets_by_customer");
+const BY_ORDER: TableDefinition<(&str, &str), ()> = TableDefinition::new("tickets_by_order");
+/// Facts about the file itself, e.g. which indexes have been built.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const INDEXED: &str = "ticket_indexes";
+
+/// At most this many writes share one commit.
+const MAX_GROUP: usize = 1024;
 
 /// Why the store file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +94,178 @@ pub struct Record {
     pub body: Value,
 }
 
-/// The durable store. Clones share the file.
+/// The durable store. Clones share the file and its writer.
 #[derive(Clone)]
 pub struct LocalStore {
     db: Arc<Database>,
+    writer: Arc<GroupWriter>,
+}
+
+/// A write waiting for its group's commit.
+trait Pending: Send {
+    /// Applies the write in `tx`. On `Err` the write is left out of the commit: the writer
+    /// starts the group again without it, so whatever it had changed is gone.
+    fn apply(&mut self, tx: &WriteTransaction) -> Result<(), StoreError>;
+    /// Answers the caller: `Ok` once the group is durably committed.
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>);
+}
+
+struct Job<T, F> {
+    f: F,
+    value: Option<T>,
+    reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Pending for Job<T, F>
+where
+    T: Send,
+    F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send,
+{
+    fn apply(&mut self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        let f = &mut self.f;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(tx))) {
+            Ok(Ok(value)) => {
+                self.value = Some(value);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(StoreError::Unavailable(
+                "local store: a write panicked".to_owned(),
+            )),
+        }
+    }
+
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let Job { value, reply, .. } = *self;
+        let result = outcome.and_then(|()| {
+            value.ok_or_else(|| StoreError::Unavailable("local store: write not applied".into()))
+        });
+        let _ = reply.send(result);
+    }
+}
+
+/// How many commits the writer made and how many writes they carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub writes: u64,
+}
+
+/// The one thread that writes: group commit over a queue of pending writes.
+struct GroupWriter {
+    queue: Mutex<Option<mpsc::Sender<Box<dyn Pending>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+}
+
+impl GroupWriter {
+    fn start(db: Arc<Database>) -> Result<GroupWriter, std::io::Error> {
+        let (queue, pending) = mpsc::channel::<Box<dyn Pending>>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writes = Arc::new(AtomicU64::new(0));
+        let (c, w) = (Arc::clone(&commits), Arc::clone(&writes));
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match pending.try_recv() {
+                            Ok(next) => group.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    w.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    commit_group(&db, group, &c);
+                }
+            })?;
+        Ok(GroupWriter {
+            queue: Mutex::new(Some(queue)),
+            thread: Mutex::new(Some(thread)),
+            commits,
+            writes,
+        })
+    }
+
+    fn submit(&self, job: Box<dyn Pending>) {
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match queue {
+            Some(queue) => {
+                if let Err(mpsc::SendError(job)) = queue.send(job) {
+                    job.answer(Err(StoreError::Unavailable(
+                        "local store: the writer has stopped".into(),
+                    )));
+                }
+            }
+            None => job.answer(Err(StoreError::Unavailable(
+                "local store: the writer has stopped".into(),
+            ))),
+        }
+    }
+}
+
+impl Drop for GroupWriter {
+    /// Lets the writer finish the writes queued, then waits for it, so the file is closed
+    /// (and may be opened again) once the last handle is gone.
+    fn drop(&mut self) {
+        drop(
+            self.queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One write transaction and one commit for `group`, in order. A write that fails is taken
+/// out and the transaction started again without it (dropping a transaction aborts it), so
+/// the commit holds exactly the writes that succeeded, each as if applied alone in this order.
+fn commit_group(db: &Database, mut group: Vec<Box<dyn Pending>>, commits: &AtomicU64) {
+    let mut failed: Vec<(Box<dyn Pending>, StoreError)> = Vec::new();
+    let outcome = loop {
+        if group.is_empty() {
+            break Ok(());
+        }
+        let tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(error) => break Err(storage(error)),
+        };
+        let mut failure = None;
+        for (at, job) in group.iter_mut().enumerate() {
+            if let Err(error) = job.apply(&tx) {
+                failure = Some((at, error));
+                break;
+            }
+        }
+        match failure {
+            Some((at, error)) => {
+                drop(tx);
+                failed.push((group.remove(at), error));
+            }
+            None => break tx.commit().map_err(storage),
+        }
+    };
+    // Counted before anyone is answered.
+    commits.fetch_add(1, Ordering::Relaxed);
+    for job in group {
+        job.answer(outcome.clone());
+    }
+    for (job, error) in failed {
+        job.answer(Err(error));
+    }
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -130,7 +316,15 @@ impl LocalStore {
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let store = LocalStore { db: Arc::new(db) };
+        let db = Arc::new(db);
+        let writer = GroupWriter::start(Arc::clone(&db)).map_err(|e| OpenError::Io {
+            path: path.display().to_string(),
+            reason: format!("cannot start the writer thread: {e}"),
+        })?;
+        let store = LocalStore {
+            db,
+            writer: Arc::new(writer),
+        };
         store
             .write_now(|tx| {
                 tx.open_table(TICKETS).map_err(storage)?;
@@ -139,9 +333,11 @@ impl LocalStore {
                 tx.open_table(COMMITTED).map_err(storage)?;
                 tx.open_table(REFUNDS).map_err(storage)?;
                 tx.open_table(EXECUTIONS).map_err(storage)?;
+                tx.open_table(RUN_SUMMARIES).map_err(storage)?;
                 tx.open_table(QUEUES).map_err(storage)?;
                 tx.open_table(OUTBOX).map_err(storage)?;
                 tx.open_table(RECORD_KEYS).map_err(storage)?;
+                build_indexes(tx)?;
                 Ok(())
             })
             .map_err(|e| OpenError::Corrupt {
@@ -162,18 +358,35 @@ impl LocalStore {
         Ok(value)
     }
 
-    /// A write transaction off the async runtime: commits wait for fsync.
+    /// A write, group-committed by the writer thread: answered once its group's commit (and
+    /// fsync) is done. `f` may run more than once (its group is started again when another
+    /// write of the group fails): it must only read and write `tx`.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_now(f))
-            .await
-            .map_err(storage)?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer.submit(Box::new(Job {
+            f,
+            value: None,
+            reply,
+        }));
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("local store: the writer stopped before answering".into())
+        })?
     }
 
+    /// A short read (a few keys), on the caller's thread: redb reads do not wait for writers.
     async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        f(&tx)
+    }
+
+    /// A read over whole tables, off the async runtime.
+    async fn scan<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -186,6 +399,56 @@ impl LocalStore {
         .map_err(storage)?
     }
 
+    /// How many commits this store's writer has made and how many writes they carried.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.writer.commits.load(Ordering::Relaxed),
+            writes: self.writer.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `create`, and when the ticket is new, its workflow run (`execution`, a serialised
+    /// `asl::Execution`, unless one exists) in the same commit: one fsync makes the ticket, its
+    /// request claim, its first audit event and its run durable together.
+    pub async fn create_with_execution(
+        &self,
+        ticket: &Ticket,
+        first: &AuditEvent,
+        execution: Option<String>,
+    ) -> Result<Created, StoreError> {
+        let summary = execution.as_deref().and_then(summary_of_json);
+        self.create_with_run(ticket, first, execution, summary)
+            .await
+    }
+
+    /// [`LocalStore::create_with_execution`] with the run's summary already made.
+    pub async fn create_with_run(
+        &self,
+        ticket: &Ticket,
+        first: &AuditEvent,
+        execution: Option<String>,
+        summary: Option<String>,
+    ) -> Result<Created, StoreError> {
+        let ticket = ticket.clone();
+        let first = first.clone();
+        let ticket_text = to_text(&ticket)?;
+        let first_text = to_text(&first)?;
+        self.write(move |tx| {
+            let created = create_in(tx, &ticket, &ticket_text, &first, &first_text)?;
+            if let (Created::New, Some(json)) = (&created, &execution) {
+                let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
+                if table.get(ticket.id.as_str()).map_err(storage)?.is_none() {
+                    table
+                        .insert(ticket.id.as_str(), json.as_str())
+                        .map_err(storage)?;
+                    put_summary(tx, ticket.id.as_str(), summary.as_deref())?;
+                }
+            }
+            Ok(created)
+        })
+        .await
+    }
+
     /// A reader of the same file for this process.
     pub fn reader(&self) -> Reader {
         Reader {
@@ -195,13 +458,24 @@ impl LocalStore {
 
     /// Stores the execution of `ticket` (serialised `asl::Execution`).
     pub async fn put_execution(&self, ticket: &str, json: String) -> Result<(), StoreError> {
+        let summary = summary_of_json(&json);
+        self.put_run(ticket, json, summary).await
+    }
+
+    /// Stores the execution of `ticket` with its summary ([`crate::inspect::run_summary`]).
+    pub async fn put_run(
+        &self,
+        ticket: &str,
+        json: String,
+        summary: Option<String>,
+    ) -> Result<(), StoreError> {
         let ticket = ticket.to_owned();
         self.write(move |tx| {
             let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
             table
                 .insert(ticket.as_str(), json.as_str())
                 .map_err(storage)?;
-            Ok(())
+            put_summary(tx, &ticket, summary.as_deref())
         })
         .await
     }
@@ -209,6 +483,7 @@ impl LocalStore {
     /// Stores the execution of `ticket` unless one exists; true when this call stored it.
     pub async fn insert_execution(&self, ticket: &str, json: String) -> Result<bool, StoreError> {
         let ticket = ticket.to_owned();
+        let summary = summary_of_json(&json);
         self.write(move |tx| {
             let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
             if table.get(ticket.as_str()).map_err(storage)?.is_some() {
@@ -217,17 +492,14 @@ impl LocalStore {
             table
                 .insert(ticket.as_str(), json.as_str())
                 .map_err(storage)?;
+            put_summary(tx, &ticket, summary.as_deref())?;
             Ok(true)
         })
         .await
     }
 
     pub async fn execution(&self, ticket: &str) -> Result<Option<String>, StoreError> {
-        let ticket = ticket.to_owned();
-        let reader = self.reader();
-        tokio::task::spawn_blocking(move || reader.execution(&ticket))
-            .await
-            .map_err(storage)?
+        self.reader().execution(ticket)
     }
 
     pub async fn executions(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -262,7 +534,7 @@ impl LocalStore {
             let record = Record {
                 seq,
                 at: Timestamp::now(),
-                body,
+                body: body.clone(),
             };
             table
                 .insert((department.as_str(), seq), to_text(&record)?.as_str())
@@ -289,7 +561,7 @@ impl LocalStore {
             let record = Record {
                 seq,
                 at: Timestamp::now(),
-                body,
+                body: body.clone(),
             };
             table
                 .insert(seq, to_text(&record)?.as_str())
@@ -373,6 +645,33 @@ impl Reader {
             .collect()
     }
 
+    /// Every run's summary ("STATUS\tSTATE"), by ticket id; None where the run was stored
+    /// without one (read the execution instead).
+    pub fn run_summaries(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let tx = self.begin()?;
+        let summaries = tx.open_table(RUN_SUMMARIES).map_err(storage)?;
+        let executions = tx.open_table(EXECUTIONS).map_err(storage)?;
+        let mut found: Vec<(String, Option<String>)> = summaries
+            .iter()
+            .map_err(storage)?
+            .map(|row| {
+                let (k, v) = row.map_err(storage)?;
+                Ok((k.value().to_owned(), Some(v.value().to_owned())))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        if found.len() as u64 != executions.len().map_err(storage)? {
+            let known: std::collections::HashSet<String> =
+                found.iter().map(|(t, _)| t.clone()).collect();
+            for row in executions.iter().map_err(storage)? {
+                let (k, _) = row.map_err(storage)?;
+                if !known.contains(k.value()) {
+                    found.push((k.value().to_owned(), None));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
         let tx = self.begin()?;
         get_ticket(&tx.open_table(TICKETS).map_err(storage)?, id)
@@ -428,6 +727,138 @@ fn trail(
         .collect()
 }
 
+fn summary_of_json(json: &str) -> Option<String> {
+    asl::Execution::from_json(json)
+        .ok()
+        .map(|execution| crate::inspect::run_summary(&execution))
+}
+
+fn put_summary(
+    tx: &WriteTransaction,
+    ticket: &str,
+    summary: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut table = tx.open_table(RUN_SUMMARIES).map_err(storage)?;
+    match summary {
+        Some(summary) => {
+            table.insert(ticket, summary).map_err(storage)?;
+        }
+        None => {
+            table.remove(ticket).map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+/// The ticket for `ticket.request`'s request id: an existing one, or `ticket` stored now with
+/// its request claim, first audit event and index entries.
+fn create_in(
+    tx: &WriteTransaction,
+    ticket: &Ticket,
+    ticket_text: &str,
+    first: &AuditEvent,
+    first_text: &str,
+) -> Result<Created, StoreError> {
+    let mut requests = tx.open_table(REQUESTS).map_err(storage)?;
+    let mut tickets = tx.open_table(TICKETS).map_err(storage)?;
+    let claimed = requests
+        .get(ticket.request.request_id.as_str())
+        .map_err(storage)?
+        .map(|v| v.value().to_owned());
+    if let Some(id) = claimed {
+        let existing = get_ticket(&tickets, &id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("request claim points at missing ticket {id}"))
+        })?;
+        return Ok(Created::Existing(Box::new(existing)));
+    }
+    if tickets.get(ticket.id.as_str()).map_err(storage)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "ticket {} exists for another request",
+            ticket.id
+        )));
+    }
+    requests
+        .insert(ticket.request.request_id.as_str(), ticket.id.as_str())
+        .map_err(storage)?;
+    tickets
+        .insert(ticket.id.as_str(), ticket_text)
+        .map_err(storage)?;
+    tx.open_table(AUDIT)
+        .map_err(storage)?
+        .insert((ticket.id.as_str(), first.seq), first_text)
+        .map_err(storage)?;
+    index_ticket(tx, ticket)?;
+    Ok(Created::New)
+}
+
+fn index_ticket(tx: &WriteTransaction, ticket: &Ticket) -> Result<(), StoreError> {
+    let id = ticket.id.as_str();
+    tx.open_table(BY_CUSTOMER)
+        .map_err(storage)?
+        .insert((ticket.request.customer.id.as_str(), id), ())
+        .map_err(storage)?;
+    tx.open_table(BY_ORDER)
+        .map_err(storage)?
+        .insert((ticket.request.order.id.as_str(), id), ())
+        .map_err(storage)?;
+    Ok(())
+}
+
+fn unindex_ticket(tx: &WriteTransaction, ticket: &Ticket) -> Result<(), StoreError> {
+    let id = ticket.id.as_str();
+    tx.open_table(BY_CUSTOMER)
+        .map_err(storage)?
+        .remove((ticket.request.customer.id.as_str(), id))
+        .map_err(storage)?;
+    tx.open_table(BY_ORDER)
+        .map_err(storage)?
+        .remove((ticket.request.order.id.as_str(), id))
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Builds the customer and order indexes of a store file written before they existed.
+fn build_indexes(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(META).map_err(storage)?;
+    if meta.get(INDEXED).map_err(storage)?.is_some() {
+        return Ok(());
+    }
+    let tickets: Vec<Ticket> = {
+        let table = tx.open_table(TICKETS).map_err(storage)?;
+        table
+            .iter()
+            .map_err(storage)?
+            .map(|row| from_text(row.map_err(storage)?.1.value()))
+            .collect::<Result<_, _>>()?
+    };
+    for ticket in &tickets {
+        index_ticket(tx, ticket)?;
+    }
+    meta.insert(INDEXED, "1").map_err(storage)?;
+    Ok(())
+}
+
+/// The ids in an index under `key`.
+fn indexed(
+    tx: &ReadTransaction,
+    index: TableDefinition<(&'static str, &'static str), ()>,
+    key: &str,
+) -> Result<Vec<String>, StoreError> {
+    let table = tx.open_table(index).map_err(storage)?;
+    table
+        .range((key, "")..)
+        .map_err(storage)?
+        .map(|row| {
+            row.map_err(storage).map(|(k, _)| {
+                let (owner, id) = k.value();
+                (owner == key, id.to_owned())
+            })
+        })
+        .take_while(|row| !matches!(row, Ok((false, _))))
+        .map(|row| row.map(|(_, id)| id))
+        .collect()
+}
+
 fn all_tickets(tx: &ReadTransaction) -> Result<Vec<Ticket>, StoreError> {
     let table = tx.open_table(TICKETS).map_err(storage)?;
     table
@@ -457,40 +888,7 @@ fn intent_of(entry: &LedgerEntry) -> &RefundIntent {
 #[async_trait]
 impl TicketStore for LocalStore {
     async fn create(&self, ticket: &Ticket, first: &AuditEvent) -> Result<Created, StoreError> {
-        let ticket = ticket.clone();
-        let first = first.clone();
-        self.write(move |tx| {
-            let mut requests = tx.open_table(REQUESTS).map_err(storage)?;
-            let mut tickets = tx.open_table(TICKETS).map_err(storage)?;
-            let claimed = requests
-                .get(ticket.request.request_id.as_str())
-                .map_err(storage)?
-                .map(|v| v.value().to_owned());
-            if let Some(id) = claimed {
-                let existing = get_ticket(&tickets, &id)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("request claim points at missing ticket {id}"))
-                })?;
-                return Ok(Created::Existing(Box::new(existing)));
-            }
-            if tickets.get(ticket.id.as_str()).map_err(storage)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "ticket {} exists for another request",
-                    ticket.id
-                )));
-            }
-            requests
-                .insert(ticket.request.request_id.as_str(), ticket.id.as_str())
-                .map_err(storage)?;
-            tickets
-                .insert(ticket.id.as_str(), to_text(&ticket)?.as_str())
-                .map_err(storage)?;
-            tx.open_table(AUDIT)
-                .map_err(storage)?
-                .insert((ticket.id.as_str(), first.seq), to_text(&first)?.as_str())
-                .map_err(storage)?;
-            Ok(Created::New)
-        })
-        .await
+        self.create_with_execution(ticket, first, None).await
     }
 
     async fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
@@ -523,7 +921,11 @@ impl TicketStore for LocalStore {
     ) -> Result<(), StoreError> {
         checks::save_request(ticket, expected_version, audit)?;
         let ticket = ticket.clone();
-        let audit = audit.to_vec();
+        let ticket_text = to_text(&ticket)?;
+        let audit: Vec<(u32, String)> = audit
+            .iter()
+            .map(|event| Ok((event.seq, to_text(event)?)))
+            .collect::<Result<_, StoreError>>()?;
         self.write(move |tx| {
             let mut tickets = tx.open_table(TICKETS).map_err(storage)?;
             let stored = get_ticket(&tickets, ticket.id.as_str())?
@@ -535,26 +937,32 @@ impl TicketStore for LocalStore {
                 )));
             }
             let mut trail = tx.open_table(AUDIT).map_err(storage)?;
-            for event in &audit {
+            for (seq, _) in &audit {
                 if trail
-                    .get((ticket.id.as_str(), event.seq))
+                    .get((ticket.id.as_str(), *seq))
                     .map_err(storage)?
                     .is_some()
                 {
                     return Err(StoreError::Conflict(format!(
-                        "ticket {}: audit seq {} is already recorded",
-                        ticket.id, event.seq
+                        "ticket {}: audit seq {seq} is already recorded",
+                        ticket.id
                     )));
                 }
             }
-            for event in &audit {
+            for (seq, text) in &audit {
                 trail
-                    .insert((ticket.id.as_str(), event.seq), to_text(event)?.as_str())
+                    .insert((ticket.id.as_str(), *seq), text.as_str())
                     .map_err(storage)?;
             }
             tickets
-                .insert(ticket.id.as_str(), to_text(&ticket)?.as_str())
+                .insert(ticket.id.as_str(), ticket_text.as_str())
                 .map_err(storage)?;
+            if stored.request.customer.id != ticket.request.customer.id
+                || stored.request.order.id != ticket.request.order.id
+            {
+                unindex_ticket(tx, &stored)?;
+                index_ticket(tx, &ticket)?;
+            }
             Ok(())
         })
         .await
@@ -572,12 +980,15 @@ impl TicketStore for LocalStore {
         limit: usize,
     ) -> Result<Vec<TicketSummary>, StoreError> {
         let customer = customer.clone();
-        self.read(move |tx| {
-            let mut found: Vec<TicketSummary> = all_tickets(tx)?
-                .iter()
-                .filter(|t| t.request.customer.id == customer)
-                .map(TicketSummary::of)
-                .collect();
+        self.scan(move |tx| {
+            let tickets = tx.open_table(TICKETS).map_err(storage)?;
+            let mut found: Vec<TicketSummary> = Vec::new();
+            for id in indexed(tx, BY_CUSTOMER, customer.as_str())? {
+                let ticket = get_ticket(&tickets, &id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("the customer index names missing ticket {id}"))
+                })?;
+                found.push(TicketSummary::of(&ticket));
+            }
             found.sort_by(|a, b| (b.received_at, &b.id).cmp(&(a.received_at, &a.id)));
             found.truncate(limit);
             Ok(found)
@@ -590,7 +1001,7 @@ impl TicketStore for LocalStore {
         before: Timestamp,
         limit: usize,
     ) -> Result<Vec<TicketSummary>, StoreError> {
-        self.read(move |tx| {
+        self.scan(move |tx| {
             let mut found: Vec<TicketSummary> = all_tickets(tx)?
                 .iter()
                 .filter(|t| t.status.is_open() && t.resolution_due < before)
@@ -603,8 +1014,10 @@ impl TicketStore for LocalStore {
         .await
     }
 
-    /// Loads the customer's and the order's tickets and live refunds into a `MemoryStore` and
-    /// asks it: the reference implementation assembles the history, so both agree by construction.
+    /// Loads the order's tickets and the customer's and order's live refunds into a
+    /// `MemoryStore` and asks it (the reference implementation assembles the history, so both
+    /// agree by construction), then counts the customer's previous tickets from the customer
+    /// index: a count is all the history takes of them.
     async fn history(
         &self,
         request: &ServiceRequest,
@@ -613,14 +1026,23 @@ impl TicketStore for LocalStore {
     ) -> Result<History, StoreError> {
         let customer = request.customer.id.clone();
         let order = request.order.id.clone();
-        let (tickets, refunds) = self
+        let except = excluding.clone();
+        let (tickets, refunds, previous) = self
             .read(move |tx| {
                 let audit = tx.open_table(AUDIT).map_err(storage)?;
+                let table = tx.open_table(TICKETS).map_err(storage)?;
+                // Of the customer's other tickets only their number counts; the order's are
+                // read whole (their status and claimed lines).
+                let previous = indexed(tx, BY_CUSTOMER, customer.as_str())?
+                    .iter()
+                    .filter(|id| id.as_str() != except.as_str())
+                    .count();
+                let ids = indexed(tx, BY_ORDER, order.as_str())?;
                 let mut tickets = Vec::new();
-                for ticket in all_tickets(tx)? {
-                    if ticket.request.customer.id != customer && ticket.request.order.id != order {
-                        continue;
-                    }
+                for id in ids {
+                    let ticket = get_ticket(&table, &id)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("an index names missing ticket {id}"))
+                    })?;
                     let first = audit
                         .range((ticket.id.as_str(), 0)..=(ticket.id.as_str(), u32::MAX))
                         .map_err(storage)?
@@ -638,7 +1060,7 @@ impl TicketStore for LocalStore {
                     .into_iter()
                     .filter(|r| r.customer_id == customer || r.order_id == order)
                     .collect();
-                Ok((tickets, refunds))
+                Ok((tickets, refunds, previous))
             })
             .await?;
         let memory = MemoryStore::new();
@@ -649,7 +1071,9 @@ impl TicketStore for LocalStore {
             let unlimited = Money::new(i64::MAX, intent.amount.currency);
             memory.reserve(intent, unlimited).await?;
         }
-        memory.history(request, excluding, since).await
+        let mut history = memory.history(request, excluding, since).await?;
+        history.customer.previous_tickets = u32::try_from(previous).unwrap_or(u32::MAX);
+        Ok(history)
     }
 }
 
@@ -737,7 +1161,10 @@ impl RefundLedger for LocalStore {
             };
             checks::receipt_fits(&intent, &receipt)?;
             let slot = Slot::Live {
-                entry: LedgerEntry::Completed { intent, receipt },
+                entry: LedgerEntry::Completed {
+                    intent,
+                    receipt: receipt.clone(),
+                },
             };
             refunds
                 .insert(key.as_str(), to_text(&slot)?.as_str())
@@ -825,5 +1252,94 @@ impl RefundLedger for LocalStore {
                 .transpose()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARKS: TableDefinition<&str, &str> = TableDefinition::new("test_marks");
+
+    fn mark(store: &LocalStore, key: &str) -> Option<String> {
+        let tx = store.db.begin_read().unwrap();
+        let table = tx.open_table(MARKS).ok()?;
+        table.get(key).unwrap().map(|v| v.value().to_owned())
+    }
+
+    /// A write of `key`, which fails after writing when `fail`.
+    fn put(
+        key: &'static str,
+        fail: bool,
+    ) -> impl FnMut(&WriteTransaction) -> Result<(), StoreError> + Send + 'static {
+        move |tx| {
+            tx.open_table(MARKS)
+                .map_err(storage)?
+                .insert(key, "x")
+                .map_err(storage)?;
+            if fail {
+                Err(StoreError::Conflict(format!("{key} refused")))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_waiting_together_share_one_commit_and_a_failing_one_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let before = store.commit_stats();
+        // Holds the writer while the others queue up behind it.
+        let (started, hold) = std::sync::mpsc::channel::<()>();
+        let holder = store.clone();
+        let held = tokio::spawn(async move {
+            holder
+                .write(move |_tx| {
+                    let _ = started.send(());
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+        });
+        hold.recv().unwrap();
+        let (a, b, c, d) = tokio::join!(
+            store.write(put("a", false)),
+            store.write(put("b", true)),
+            store.write(put("c", false)),
+            store.write(put("d", true)),
+        );
+        held.await.unwrap().unwrap();
+        assert!(a.is_ok() && c.is_ok());
+        assert!(matches!(b, Err(StoreError::Conflict(_))));
+        assert!(matches!(d, Err(StoreError::Conflict(_))));
+        let after = store.commit_stats();
+        assert_eq!(after.writes - before.writes, 5);
+        assert_eq!(
+            after.commits - before.commits,
+            2,
+            "the held write, then one commit for the four queued behind it"
+        );
+        assert_eq!(mark(&store, "a").as_deref(), Some("x"));
+        assert_eq!(mark(&store, "c").as_deref(), Some("x"));
+        assert_eq!(mark(&store, "b"), None, "a failed write leaves nothing");
+        assert_eq!(mark(&store, "d"), None);
+        drop(store);
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(mark(&store, "a").as_deref(), Some("x"));
+        assert_eq!(mark(&store, "c").as_deref(), Some("x"));
+        assert_eq!(mark(&store, "b"), None);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let panicked = store
+            .write(|_tx| -> Result<(), StoreError> { panic!("boom") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Unavailable(_))));
+        store.write(put("after", false)).await.unwrap();
+        assert_eq!(mark(&store, "after").as_deref(), Some("x"));
     }
 }

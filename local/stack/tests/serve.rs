@@ -311,7 +311,15 @@ async fn a_request_runs_the_real_workflow_with_the_step_handlers_in_process() {
             .as_array()
             .is_some_and(|o| !o.is_empty())
     );
-    let run = runs(dir.path(), &["runs", "show", &ticket]).await;
+    // The run is stored when its advance has parked, a moment after the step saved the ticket.
+    let mut run = String::new();
+    for _ in 0..100 {
+        run = runs(dir.path(), &["runs", "show", &ticket]).await;
+        if run.contains("waiting:    task in state AwaitCustomerDecision") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for state in ["Diagnose", "Propose", "AwaitCustomerDecision"] {
         assert!(run.contains(state), "{state} in {run}");
     }

@@ -11,7 +11,7 @@ use aftersales_domain::{
     CustomerId, LineId, Money, OrderId, ProblemKind, Responsibility, ServiceRequest, TicketId,
 };
 use aftersales_local::store::{LocalStore, OpenError};
-use aftersales_service::store::{MemoryStore, RefundIntent, RefundLedger, TicketStore};
+use aftersales_service::store::{Created, MemoryStore, RefundIntent, RefundLedger, TicketStore};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -183,4 +183,88 @@ fn a_file_that_is_not_a_store_is_refused_with_a_clear_error() {
         Err(OpenError::Corrupt { .. }) => {}
         other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_share_commits_and_all_are_there_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 200u128;
+    let tickets: Vec<(Ticket, AuditEvent)> = (0..n)
+        .map(|i| {
+            ticket(
+                1000 + i,
+                &format!("evt-group-{i}"),
+                &format!("C-{}", i % 7),
+                &format!("O-{i}"),
+            )
+        })
+        .collect();
+    {
+        let store = open(&dir);
+        let before = store.commit_stats();
+        let mut tasks = Vec::new();
+        for (t, first) in tickets.clone() {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                store
+                    .create_with_execution(&t, &first, Some(format!("{{\"run\":\"{}\"}}", t.id)))
+                    .await
+            }));
+        }
+        // A repeat of one request id in the same burst gets the same ticket, not a second one.
+        let (again, again_first) = ticket(5000, "evt-group-0", "C-0", "O-0");
+        let repeat = store.create(&again, &again_first);
+        let (repeat, created) = tokio::join!(repeat, async {
+            let mut all = Vec::new();
+            for task in tasks {
+                all.push(task.await.unwrap());
+            }
+            all
+        });
+        for result in created {
+            assert!(
+                matches!(result, Ok(Created::New)) || matches!(result, Ok(Created::Existing(_)))
+            );
+        }
+        match repeat.unwrap() {
+            Created::Existing(existing) => assert_eq!(existing.id, tickets[0].0.id),
+            Created::New => {}
+        }
+        let after = store.commit_stats();
+        let writes = after.writes - before.writes;
+        let commits = after.commits - before.commits;
+        assert_eq!(writes, n as u64 + 1);
+        assert!(
+            commits < writes,
+            "{writes} concurrent writes took {commits} commits: none were grouped"
+        );
+    }
+    let store = open(&dir);
+    let mut found = 0;
+    for (t, _) in &tickets {
+        let Some(stored) = store.find_by_request(&t.request.request_id).await.unwrap() else {
+            panic!("request {} lost", t.request.request_id);
+        };
+        if stored.id == t.id {
+            found += 1;
+            assert_eq!(store.audit_trail(&t.id).await.unwrap().len(), 1);
+            assert_eq!(
+                store.execution(t.id.as_str()).await.unwrap(),
+                Some(format!("{{\"run\":\"{}\"}}", t.id))
+            );
+        }
+    }
+    // Only the repeat (evt-group-0) may have won its request id over the original.
+    assert!(found >= n as usize - 1);
+    let by_customer = store
+        .tickets_by_customer(&CustomerId::new("C-3").unwrap(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_customer.len(),
+        tickets
+            .iter()
+            .filter(|(t, _)| t.request.customer.id.as_str() == "C-3")
+            .count()
+    );
 }
