@@ -13,8 +13,8 @@ pub const NODE_PACKAGE: &str = "aws-local-stepfunctions@3.0.0";
 /// The allocator of the whole driver (this is the binary's only `#[global_allocator]`): the
 /// interpreter allocates many small, short-lived JSON values (maps, keys, strings) per state,
 /// and glibc's malloc/free took about half of part 4's samples; mimalloc's thread-local free
-/// lists serve them much faster. The local stack binary, which runs the same interpreter,
-/// should use it too. Parts 1, 2 and 5 measure other processes and are not affected.
+/// lists serve them much faster. The local stack binary (`aftersales-local`), which runs the
+/// same interpreter, uses it too. Parts 1, 2 and 5 measure other processes and are not affected.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

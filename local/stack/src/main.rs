@@ -9,6 +9,12 @@ use aftersales_local::store::Reader;
 use aftersales_local::{demo, inspect};
 use clap::{Parser, Subcommand};
 
+/// mimalloc, as in the benchmark driver: the interpreter and the handlers allocate many small,
+/// short-lived JSON values per state and request, and glibc's malloc/free took about half of
+/// the interpreter benchmark's samples (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "aftersales-local",
