@@ -22,13 +22,20 @@
 #
 # Installs, pinned and idempotently: the SAM CLI (scripts/tools/cfn-lint.sh), Cargo Lambda and Zig
 # into .tools/infra-venv, and the Rust target aarch64-unknown-linux-gnu.
+#
+#   scripts/package.sh --tools-only
+#
+# Only those installs, nothing built (scripts/bench.sh runs it before a full run, whose part 6
+# then runs this script for the zips it measures).
 set -euo pipefail
 
 fast=0
+tools_only=0
 for arg in "$@"; do
     case "$arg" in
         --fast) fast=1 ;;
-        *) echo "usage: scripts/package.sh [--fast]" >&2; exit 2 ;;
+        --tools-only) tools_only=1 ;;
+        *) echo "usage: scripts/package.sh [--fast | --tools-only]" >&2; exit 2 ;;
     esac
 done
 if [ "$fast" = 1 ]; then
@@ -65,6 +72,10 @@ fi
 
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     rustup target add aarch64-unknown-linux-gnu
+fi
+if [ "$tools_only" = 1 ]; then
+    echo "tools installed: cargo-lambda $CARGO_LAMBDA_VERSION, ziglang $ZIGLANG_VERSION, SAM CLI, aarch64 target"
+    exit 0
 fi
 
 # cargo-lambda and zig (via the venv's python -m ziglang) on PATH. SAM builds every function into

@@ -2,13 +2,13 @@
 
 use aftersales_service::handlers::steps::config::RulesConfig;
 use aftersales_service::handlers::steps::{diagnose, serve};
-use aftersales_service::runtime::{init_failed, init_tracing};
+use aftersales_service::runtime::{aws_config, init_failed, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = RulesConfig::from_env().map_err(init_failed)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config().await;
     let deps = config.diagnose_deps(aws_sdk_dynamodb::Client::new(&aws));
     serve(|input| diagnose::handle(input, &deps)).await
 }

@@ -3,13 +3,13 @@
 
 use aftersales_service::handlers::steps::config::RefundConfig;
 use aftersales_service::handlers::steps::{execute_refund, serve};
-use aftersales_service::runtime::{init_failed, init_tracing};
+use aftersales_service::runtime::{aws_config, init_failed, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = RefundConfig::from_env().map_err(init_failed)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let deps = config
         .deps(aws_sdk_dynamodb::Client::new(&aws), &secrets)

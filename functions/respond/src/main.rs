@@ -6,14 +6,14 @@ use std::sync::Arc;
 use aftersales_service::adapters::workflow::StepFunctionsWorkflow;
 use aftersales_service::clock::SystemClock;
 use aftersales_service::handlers::respond::{Config, Deps, handle};
-use aftersales_service::runtime::{init_failed, init_tracing, serve_http};
+use aftersales_service::runtime::{aws_config, init_failed, init_tracing, serve_http};
 use aftersales_service::store::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env().map_err(init_failed)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config().await;
     let secrets = config
         .webhook_secret
         .load(&aws_sdk_secretsmanager::Client::new(&aws))

@@ -2,13 +2,13 @@
 
 use aftersales_service::handlers::steps::config::SurveyConfig;
 use aftersales_service::handlers::steps::{serve, survey};
-use aftersales_service::runtime::{init_failed, init_tracing};
+use aftersales_service::runtime::{aws_config, init_failed, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = SurveyConfig::from_env().map_err(init_failed)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config().await;
     let deps = config.deps(
         aws_sdk_dynamodb::Client::new(&aws),
         aws_sdk_sqs::Client::new(&aws),

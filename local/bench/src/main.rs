@@ -1,8 +1,9 @@
-//! `aftersales-bench [--quick] [--parts 3,4,1,2,5] [--bin-dir DIR] [--out FILE]`: measures,
+//! `aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--out FILE]`: measures,
 //! side by side, the function binaries' init time and peak memory under a stand-in Lambda
 //! Runtime API, the cost per ticket of the workflow's main paths, the interpreter's speed
-//! against aws-local-stepfunctions and the local stack's intake throughput, then writes
-//! docs/performance.md. `scripts/bench.sh` builds what it needs and runs it.
+//! against aws-local-stepfunctions, the local stack's intake throughput and the functions'
+//! package sizes (arm64 zips), then writes docs/performance.md. `scripts/bench.sh` builds what
+//! it needs and runs it.
 
 mod cost;
 mod intake;
@@ -10,6 +11,7 @@ mod interp;
 mod paths;
 mod report;
 mod runtime_api;
+mod size;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,7 +28,7 @@ pub struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: aftersales-bench [--quick] [--parts 3,4,1,2,5] [--bin-dir DIR] [--root DIR] [--out FILE]"
+        "usage: aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--root DIR] [--out FILE]"
     );
     std::process::exit(2)
 }
@@ -38,7 +40,7 @@ fn options() -> Options {
         .unwrap_or_else(|_| PathBuf::from("."));
     let mut o = Options {
         quick: false,
-        parts: vec![3, 4, 1, 2, 5],
+        parts: vec![3, 4, 1, 2, 5, 6],
         bin_dir: std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(PathBuf::from))
@@ -83,6 +85,7 @@ async fn main() {
             3 => report::cost(&o, &mut r).await,
             4 => report::interpreter(&o, &mut r).await,
             5 => intake::throughput(&o, &mut r).await,
+            6 => size::package_size(&o, &mut r).await,
             _ => Err(format!("unknown part {part}")),
         };
         if let Err(e) = result {

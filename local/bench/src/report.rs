@@ -89,7 +89,7 @@ impl Report {
             };
             let _ = writeln!(md, "| {} | {} | {} | {met} |", t.what, t.target, t.measured);
         }
-        let not_run: Vec<String> = (1..=5u8)
+        let not_run: Vec<String> = (1..=6u8)
             .filter(|n| {
                 !self.sections.contains_key(n) && !self.failures.iter().any(|(f, _)| f == n)
             })
@@ -114,16 +114,13 @@ impl Report {
             (3, "Cost per ticket"),
             (4, "Interpreter speed"),
             (5, "Intake throughput of the local stack"),
+            (6, "Package size"),
         ];
         for (n, title) in titles {
             if let Some(s) = self.sections.get(&n) {
                 let _ = writeln!(md, "\n## {title}\n\n{}", s.trim_end());
             }
         }
-        let _ = writeln!(
-            md,
-            "\n## Package size\n\nNot measured here: `scripts/package.sh` builds the arm64 zips (cargo-lambda, via `sam build`); their sizes are its output (target: ≤ 3 MB each)."
-        );
         let _ = o;
         md
     }

@@ -472,7 +472,7 @@ pub async fn init_times(o: &Options, r: &mut Report) -> Result<(), String> {
     if worst > 1.2 {
         let _ = writeln!(
             md,
-            "\n**Target missed** (worst {worst:.2}×, {worst_ms:+.2} ms over hello's median). The difference to hello is what each `main` does before the runtime loop: `init_tracing`, reading and validating the configuration and the policy, `aws_config::load_defaults` (the credential and region provider chains, the HTTP client and its TLS root store) and the SDK clients. On this shared machine the run-to-run spread (see p90) is of the same order as the difference, so rerun before acting on a ratio close to 1.2."
+            "\n**Target missed** (worst {worst:.2}×, {worst_ms:+.2} ms over hello's median). The difference to hello is what each `main` does before the runtime loop: `init_tracing`, reading and validating the configuration and the policy (a policy time zone makes jiff scan /usr/share/zoneinfo once), `runtime::aws_config()` (the credential and region provider chains and the HTTPS client, whose trusted roots are the system CA bundle read once: see `runtime::tls`; before that every SDK client and every reqwest client loaded and parsed all of /etc/ssl/certs at init, four times in notify), the SDK clients, and a larger binary to map (13-15 MB against hello's 1.6 MB). On this shared machine the run-to-run spread (see p90) is of the same order as the difference, so rerun before acting on a ratio close to 1.2."
         );
     }
     note_missing(&mut md, &missing);

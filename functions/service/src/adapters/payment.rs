@@ -143,7 +143,7 @@ impl Default for HttpTimeouts {
 /// The HTTP client for payment gateways: rustls, the given timeouts, no redirects (a refund is
 /// never re-sent somewhere else). Build it once and share it.
 pub fn http_client(timeouts: HttpTimeouts) -> Result<reqwest::Client, PaymentError> {
-    reqwest::Client::builder()
+    crate::runtime::tls::with_roots(reqwest::Client::builder())
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())
