@@ -36,18 +36,10 @@ if [ "$quick" = 0 ] && [[ ",$parts," == *",6,"* ]]; then
   scripts/package.sh --tools-only
 fi
 
-# aws-local-stepfunctions, pinned, in .tools/ (idempotent).
-als_dir="$root/.tools/aws-local-stepfunctions"
-als_installed() {
-  node -e "process.exit(require('$als_dir/node_modules/aws-local-stepfunctions/package.json').version === '$ALS_VERSION' ? 0 : 1)" 2>/dev/null
-}
-if ! als_installed; then
-  mkdir -p "$als_dir"
-  [ -f "$als_dir/package.json" ] || echo '{"private": true}' > "$als_dir/package.json"
-  npm install --prefix "$als_dir" --no-audit --no-fund --save-exact \
-    "aws-local-stepfunctions@$ALS_VERSION" >/dev/null
-  als_installed || { echo "aws-local-stepfunctions $ALS_VERSION install failed" >&2; exit 1; }
-fi
+# aws-local-stepfunctions, pinned with every package under it by the committed lockfile
+# (scripts/tools/npm/aws-local-stepfunctions), installed with `npm ci` into .tools/ (idempotent).
+scripts/tools/npm-ci.sh aws-local-stepfunctions aws-local-stepfunctions "$ALS_VERSION" \
+  "$root/.tools/aws-local-stepfunctions" >/dev/null
 
 # moto (part 2 serves the functions' DynamoDB/SQS calls from it); optional.
 if [ -x scripts/moto.sh ]; then

@@ -29,6 +29,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --constraint "$root/scripts/tools/pip/moto.txt" \
     "moto[$MOTO_EXTRAS]==$MOTO_VERSION"
 
 actual="$(installed_version || true)"

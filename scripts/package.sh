@@ -62,6 +62,7 @@ PY
 wanted="$CARGO_LAMBDA_VERSION $ZIGLANG_VERSION"
 if [ "$(installed cargo-lambda ziglang || true)" != "$wanted" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --constraint "$root/scripts/tools/pip/infra.txt" \
         "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
 fi
 actual="$(installed cargo-lambda ziglang || true)"

@@ -30,6 +30,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --constraint "$root/scripts/tools/pip/infra.txt" \
     "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION"
 
 actual="$(installed_versions || true)"
