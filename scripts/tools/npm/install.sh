@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs one npm tool with every package under it pinned by a committed lockfile:
-#   scripts/tools/npm-ci.sh NAME PACKAGE VERSION DEST
+#   scripts/tools/npm/install.sh NAME PACKAGE VERSION DEST
 # copies scripts/tools/npm/NAME/{package.json,package-lock.json} to DEST and runs `npm ci` there.
 # Idempotent: does nothing when DEST holds the same lockfile and PACKAGE is at VERSION.
 # Without a lockfile npm resolves the newest transitive versions at each install, so a clean
@@ -10,7 +10,7 @@ set -euo pipefail
 [ $# = 4 ] || { echo "usage: $0 NAME PACKAGE VERSION DEST" >&2; exit 2; }
 name="$1" package="$2" version="$3" dest="$4"
 case "$dest" in /*) ;; *) dest="$PWD/$dest" ;; esac
-src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/npm/$name"
+src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$name"
 [ -f "$src/package-lock.json" ] || { echo "no lockfile for $name in $src" >&2; exit 1; }
 
 installed() {
