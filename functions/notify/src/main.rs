@@ -9,14 +9,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = NotifyConfig::from_env().map_err(init_failed)?;
     let aws = aws_config().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let deps = config
-        .deps(
-            aws_sdk_dynamodb::Client::new(&aws),
-            aws_sdk_sesv2::Client::new(&aws),
-            &secrets,
-        )
-        .await
-        .map_err(init_failed)?;
+    let deps = config.deps(&aws).await.map_err(init_failed)?;
     serve(|input| notify::handle(input, &deps)).await
 }

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config().await;
     let secrets = config
         .webhook_secret
-        .load(&aws_sdk_secretsmanager::Client::new(&aws))
+        .load(&aws)
         .await
         .map_err(init_failed)?;
     let deps = Deps {

@@ -107,28 +107,43 @@ impl SecretSource {
     /// Reads the secret (one network call for Secrets Manager: call it once, at init).
     pub async fn load(
         &self,
-        secrets_manager: &aws_sdk_secretsmanager::Client,
+        aws: &aws_config::SdkConfig,
     ) -> Result<Vec<WebhookSecret>, ConfigError> {
         match self {
             SecretSource::Value(value) => secrets_from_value(Self::VALUE_ENV, value),
             SecretSource::SecretsManager { secret_id } => {
-                let from = format!("Secrets Manager secret {secret_id}");
-                let output = secrets_manager
-                    .get_secret_value()
-                    .secret_id(secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| ConfigError::Secret {
-                        from: from.clone(),
-                        reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-                    })?;
-                let value = output.secret_string().ok_or_else(|| ConfigError::Secret {
-                    from: from.clone(),
-                    reason: "it has no SecretString".to_owned(),
-                })?;
-                secrets_from_value(&from, value)
+                let value = self.text(aws).await?;
+                secrets_from_value(&format!("Secrets Manager secret {secret_id}"), &value)
             }
         }
+    }
+
+    /// The secret's text: the value itself, or the Secrets Manager secret's `SecretString`. The
+    /// Secrets Manager client is built here, only when a secret comes from there: building an
+    /// SDK client costs init time (its endpoint rules and configuration), wasted when the secret
+    /// is given as a value.
+    pub async fn text(&self, aws: &aws_config::SdkConfig) -> Result<String, ConfigError> {
+        let secret_id = match self {
+            SecretSource::Value(value) => return Ok(value.clone()),
+            SecretSource::SecretsManager { secret_id } => secret_id,
+        };
+        let from = format!("Secrets Manager secret {secret_id}");
+        let output = aws_sdk_secretsmanager::Client::new(aws)
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| ConfigError::Secret {
+                from: from.clone(),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        output
+            .secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::Secret {
+                from,
+                reason: "it has no SecretString".to_owned(),
+            })
     }
 }
 

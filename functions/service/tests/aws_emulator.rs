@@ -1,5 +1,6 @@
-//! The SQS feedback publisher and the Step Functions workflow client through the real AWS SDK
-//! clients, against a moto server started by this test binary (`scripts/moto.sh` installs it).
+//! The SQS feedback publisher, the Step Functions workflow client and the Secrets Manager secret
+//! source through the real AWS SDK clients, against a moto server started by this test binary
+//! (`scripts/moto.sh` installs it).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -466,5 +467,70 @@ async fn a_waiting_task_resumes_with_the_output_sent_for_its_token() {
     assert_eq!(
         workflow.send_task_success(&token, &json!({})).await,
         Err(WorkflowError::InvalidToken)
+    );
+}
+
+// --- Secrets Manager: the webhook secret and the payment provider's key, read at init ---
+
+use aftersales_service::config::{ConfigError, SecretSource};
+use aftersales_service::signature::{WebhookSecret, sign};
+
+#[tokio::test]
+async fn a_secrets_manager_secret_is_read_with_one_secret_per_line_for_rotation() {
+    let config = moto::shared().sdk_config().await;
+    let name = unique("webhook-secret");
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(&name)
+        .secret_string("old-secret-0123456789abcdef\n  new-secret-0123456789abcdef  \n\n")
+        .send()
+        .await
+        .unwrap();
+    let source = SecretSource::SecretsManager { secret_id: name };
+
+    let secrets = source.load(&config).await.unwrap();
+
+    let at: Timestamp = "2026-11-24T12:00:00Z".parse().unwrap();
+    let signed = |s: &WebhookSecret| sign(s, at, b"{}");
+    let expected = ["old-secret-0123456789abcdef", "new-secret-0123456789abcdef"]
+        .map(|text| signed(&WebhookSecret::new(text).unwrap()));
+    assert_eq!(secrets.iter().map(signed).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        source.text(&config).await.unwrap(),
+        "old-secret-0123456789abcdef\n  new-secret-0123456789abcdef  \n\n"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secrets_manager_secret_is_an_init_error_naming_the_secret() {
+    let config = moto::shared().sdk_config().await;
+    let name = unique("never-created");
+    let source = SecretSource::SecretsManager {
+        secret_id: name.clone(),
+    };
+
+    let error = source.load(&config).await.unwrap_err();
+
+    let ConfigError::Secret { from, reason } = &error else {
+        panic!("expected a secret error, got {error:?}");
+    };
+    assert_eq!(from, &format!("Secrets Manager secret {name}"));
+    assert!(reason.contains("ResourceNotFoundException"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_secret_given_as_a_value_makes_no_aws_call() {
+    // Nothing listens on port 9 of loopback: any call would fail.
+    let unreachable = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let source = SecretSource::Value("value-secret-0123456789abcdef".to_owned());
+
+    assert_eq!(source.load(&unreachable).await.unwrap().len(), 1);
+    assert_eq!(
+        source.text(&unreachable).await.unwrap(),
+        "value-secret-0123456789abcdef"
     );
 }

@@ -134,11 +134,13 @@ impl RefundConfig {
     /// The step's dependencies: the store is also the refund ledger.
     pub async fn deps(
         self,
-        dynamodb: aws_sdk_dynamodb::Client,
-        secrets: &aws_sdk_secretsmanager::Client,
+        aws: &aws_config::SdkConfig,
     ) -> Result<ExecuteRefundDeps, StepConfigError> {
-        let gateway = self.gateway(secrets).await?;
-        let store = Arc::new(DynamoStore::new(dynamodb, self.tables));
+        let gateway = self.gateway(aws).await?;
+        let store = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            self.tables,
+        ));
         Ok(ExecuteRefundDeps {
             store: store.clone(),
             ledger: store,
@@ -150,7 +152,7 @@ impl RefundConfig {
     /// Builds the gateway, reading its secret (one Secrets Manager call at most).
     pub async fn gateway(
         &self,
-        secrets: &aws_sdk_secretsmanager::Client,
+        aws: &aws_config::SdkConfig,
     ) -> Result<Box<dyn PaymentGateway>, StepConfigError> {
         let unusable = |name: &'static str| {
             move |e: PaymentError| StepConfigError::Unusable {
@@ -161,21 +163,18 @@ impl RefundConfig {
         let http = http_client(HttpTimeouts::default()).map_err(unusable("payment HTTP client"))?;
         match &self.gateway {
             GatewayConfig::MerchantEndpoint { url, secret } => {
-                let secret = secret
-                    .load(secrets)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| StepConfigError::Unusable {
+                let secret = secret.load(aws).await?.into_iter().next().ok_or_else(|| {
+                    StepConfigError::Unusable {
                         name: SecretSource::SECRET_ID_ENV,
                         reason: "no webhook secret".to_owned(),
-                    })?;
+                    }
+                })?;
                 let gateway = MerchantEndpointGateway::new(http, url, secret)
                     .map_err(unusable(Self::ENDPOINT_ENV))?;
                 Ok(Box::new(gateway))
             }
             GatewayConfig::Stripe { api_key, base_url } => {
-                let key = secret_string(api_key, secrets).await?;
+                let key = api_key.text(aws).await?;
                 let key = StripeApiKey::new(key.trim()).map_err(unusable(Self::API_KEY_ENV))?;
                 let mut gateway = StripeGateway::new(http, key);
                 if let Some(base_url) = base_url {
@@ -185,35 +184,6 @@ impl RefundConfig {
                 }
                 Ok(Box::new(gateway))
             }
-        }
-    }
-}
-
-/// The text of a secret: the value itself, or a Secrets Manager secret's `SecretString`.
-async fn secret_string(
-    source: &SecretSource,
-    secrets: &aws_sdk_secretsmanager::Client,
-) -> Result<String, StepConfigError> {
-    match source {
-        SecretSource::Value(value) => Ok(value.clone()),
-        SecretSource::SecretsManager { secret_id } => {
-            let from = format!("Secrets Manager secret {secret_id}");
-            let output = secrets
-                .get_secret_value()
-                .secret_id(secret_id)
-                .send()
-                .await
-                .map_err(|e| ConfigError::Secret {
-                    from: from.clone(),
-                    reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-                })?;
-            output.secret_string().map(str::to_owned).ok_or_else(|| {
-                ConfigError::Secret {
-                    from,
-                    reason: "it has no SecretString".to_owned(),
-                }
-                .into()
-            })
         }
     }
 }
@@ -276,15 +246,10 @@ impl NotifyConfig {
     }
 
     /// The step's dependencies: the configured channels (webhook first, then email), reading
-    /// the webhook secret once.
-    pub async fn deps(
-        self,
-        dynamodb: aws_sdk_dynamodb::Client,
-        ses: aws_sdk_sesv2::Client,
-        secrets: &aws_sdk_secretsmanager::Client,
-    ) -> Result<NotifyDeps, StepConfigError> {
+    /// the webhook secret once. The SES client is built only when email is configured.
+    pub async fn deps(self, aws: &aws_config::SdkConfig) -> Result<NotifyDeps, StepConfigError> {
         let secret: Option<WebhookSecret> = match &self.webhook_secret {
-            Some(source) => source.load(secrets).await?.into_iter().next(),
+            Some(source) => source.load(aws).await?.into_iter().next(),
             None => None,
         };
         let mut channels = FanOut::default();
@@ -302,10 +267,14 @@ impl NotifyConfig {
             channels = channels.with(Arc::new(webhook));
         }
         if let Some(from) = &self.email_from {
+            let ses = aws_sdk_sesv2::Client::new(aws);
             channels = channels.with(Arc::new(SesEmailChannel::new(ses, from.clone())));
         }
         Ok(NotifyDeps {
-            store: Arc::new(DynamoStore::new(dynamodb, self.tables)),
+            store: Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                self.tables,
+            )),
             channels,
             policy: Arc::new(self.policy),
             clock: Arc::new(SystemClock),
