@@ -243,7 +243,7 @@ pub async fn cost(o: &Options, r: &mut Report) -> Result<(), String> {
     } else {
         let _ = writeln!(
             md,
-            "**Target met** on the common refund path: ${usd:.4} per 1,000 tickets ({:.4} under): {breakdown}. The margin is thin and comes from DynamoDB writes: notify records every `notification_sent` of one invocation (the owed acknowledgement or refund message and its own) in one save after sending, where it saved once per message before ($0.355 then). Transitions are most of the bill, so the workflow's shape, not faster code, decides the rest.\n",
+            "**Target met** on the common refund path: ${usd:.4} per 1,000 tickets (${:.4} under): {breakdown}. The margin is thin and comes from DynamoDB writes: notify records every `notification_sent` of one invocation (the owed acknowledgement or refund message and its own) in one save after sending, where it saved once per message before ($0.355 then). Transitions are most of the bill, so the workflow's shape, not faster code, decides the rest.\n",
             0.35 - usd
         );
     }
