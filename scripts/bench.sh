@@ -38,7 +38,7 @@ fi
 
 # aws-local-stepfunctions, pinned with every package under it by the committed lockfile
 # (scripts/tools/npm/aws-local-stepfunctions), installed with `npm ci` into .tools/ (idempotent).
-scripts/tools/npm/install.sh aws-local-stepfunctions aws-local-stepfunctions "$ALS_VERSION" \
+scripts/tools/npm/install.sh aws-local-stepfunctions "$ALS_VERSION" \
   "$root/.tools/aws-local-stepfunctions" >/dev/null
 
 # moto (part 2 serves the functions' DynamoDB/SQS calls from it); optional.

@@ -5,4 +5,4 @@
 # workflows/*.asl.json.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-exec "$root/scripts/tools/npm/install.sh" asl-validator asl-validator 4.0.0 "$root/.tools/node"
+exec "$root/scripts/tools/npm/install.sh" asl-validator 4.0.0 "$root/.tools/node"

@@ -109,11 +109,15 @@ impl SecretSource {
         &self,
         aws: &aws_config::SdkConfig,
     ) -> Result<Vec<WebhookSecret>, ConfigError> {
+        secrets_from_value(&self.origin(), &self.text(aws).await?)
+    }
+
+    /// Where the secret comes from, as errors name it.
+    fn origin(&self) -> String {
         match self {
-            SecretSource::Value(value) => secrets_from_value(Self::VALUE_ENV, value),
+            SecretSource::Value(_) => Self::VALUE_ENV.to_owned(),
             SecretSource::SecretsManager { secret_id } => {
-                let value = self.text(aws).await?;
-                secrets_from_value(&format!("Secrets Manager secret {secret_id}"), &value)
+                format!("Secrets Manager secret {secret_id}")
             }
         }
     }
@@ -127,7 +131,7 @@ impl SecretSource {
             SecretSource::Value(value) => return Ok(value.clone()),
             SecretSource::SecretsManager { secret_id } => secret_id,
         };
-        let from = format!("Secrets Manager secret {secret_id}");
+        let from = self.origin();
         let output = aws_sdk_secretsmanager::Client::new(aws)
             .get_secret_value()
             .secret_id(secret_id)
