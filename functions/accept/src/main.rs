@@ -12,7 +12,7 @@ use aftersales_service::store::DynamoStore;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = Config::from_env().map_err(init_failed)?;
-    let aws = aws_config().await;
+    let aws = aws_config().map_err(init_failed)?;
     let secrets = config
         .webhook_secret
         .load(&aws)

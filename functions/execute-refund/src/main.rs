@@ -9,7 +9,7 @@ use aftersales_service::runtime::{aws_config, init_failed, init_tracing};
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let config = RefundConfig::from_env().map_err(init_failed)?;
-    let aws = aws_config().await;
+    let aws = aws_config().map_err(init_failed)?;
     let deps = config.deps(&aws).await.map_err(init_failed)?;
     serve(|input| execute_refund::handle(input, &deps)).await
 }

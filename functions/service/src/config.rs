@@ -16,6 +16,11 @@ pub enum ConfigError {
     Missing { name: String },
     #[error("environment variable {name} is set but empty")]
     Empty { name: String },
+    #[error("environment variable {name} must be {expected}")]
+    Invalid {
+        name: String,
+        expected: &'static str,
+    },
     #[error("environment variable {name} is not valid UTF-8")]
     NotUnicode { name: String },
     #[error("set {wanted} or {alternative} (the webhook secret)")]
@@ -107,7 +112,7 @@ impl SecretSource {
     /// Reads the secret (one network call for Secrets Manager: call it once, at init).
     pub async fn load(
         &self,
-        aws: &aws_config::SdkConfig,
+        aws: &aws_types::SdkConfig,
     ) -> Result<Vec<WebhookSecret>, ConfigError> {
         secrets_from_value(&self.origin(), &self.text(aws).await?)
     }
@@ -126,7 +131,7 @@ impl SecretSource {
     /// Secrets Manager client is built here, only when a secret comes from there: building an
     /// SDK client costs init time (its endpoint rules and configuration), wasted when the secret
     /// is given as a value.
-    pub async fn text(&self, aws: &aws_config::SdkConfig) -> Result<String, ConfigError> {
+    pub async fn text(&self, aws: &aws_types::SdkConfig) -> Result<String, ConfigError> {
         let secret_id = match self {
             SecretSource::Value(value) => return Ok(value.clone()),
             SecretSource::SecretsManager { secret_id } => secret_id,

@@ -81,6 +81,8 @@ fn ses_client(endpoint: &str) -> aws_sdk_sesv2::Client {
     use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_sesv2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        // The functions' HTTPS client (the SDKs are built without a default one).
+        .http_client(aftersales_service::runtime::tls::aws_https_client(None))
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .endpoint_url(endpoint)

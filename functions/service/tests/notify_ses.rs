@@ -20,6 +20,8 @@ const SEND_EMAIL: &str = "/v2/email/outbound-emails";
 fn client(server: &MockServer) -> aws_sdk_sesv2::Client {
     let config = aws_sdk_sesv2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        // The functions' HTTPS client (the SDKs are built without a default one).
+        .http_client(aftersales_service::runtime::tls::aws_https_client(None))
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .endpoint_url(server.uri())

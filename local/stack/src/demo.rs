@@ -363,7 +363,9 @@ async fn play_all(stack: &Stack, samples: &[Sample]) -> Vec<Outcome> {
         return Vec::new();
     };
     let client = std::sync::Arc::new(Client {
-        http: reqwest::Client::new(),
+        http: aftersales_service::runtime::tls::client_builder()
+            .build()
+            .expect("a client with default settings and the system roots builds"),
         url: stack.url(),
         secret,
     });

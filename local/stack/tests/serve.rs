@@ -141,7 +141,9 @@ async fn a_request_is_accepted_once_and_its_run_survives_kill_9() {
     let workflow = workflow_file(dir.path());
     let flags = ["--time-scale", "1000", "--workflow", workflow.as_str()];
     let mut server = start(dir.path(), &flags).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let requests = format!("{}/v1/requests", server.url);
 
     let (status, first) = post(&client, &requests, body("evt_kill9")).await;
@@ -185,7 +187,9 @@ async fn a_bad_signature_is_401_and_an_unknown_route_404() {
     let dir = tempfile::tempdir().unwrap();
     let workflow = workflow_file(dir.path());
     let server = start(dir.path(), &["--workflow", workflow.as_str()]).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let response = client
         .post(format!("{}/v1/requests", server.url))
         .header("content-type", "application/json")
@@ -285,7 +289,9 @@ async fn an_unwritable_data_directory_is_a_one_line_error() {
 async fn a_request_runs_the_real_workflow_with_the_step_handlers_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--time-scale", "10"]).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let (status, accepted) = post(
         &client,
         &format!("{}/v1/requests", server.url),
@@ -335,7 +341,9 @@ async fn a_storm_of_duplicate_deliveries_makes_one_ticket_and_one_run_per_reques
     let dir = tempfile::tempdir().unwrap();
     let workflow = workflow_file(dir.path());
     let server = start(dir.path(), &["--workflow", workflow.as_str()]).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let url = format!("{}/v1/requests", server.url);
     let deliveries: Vec<_> = (0..1000)
         .map(|n| {
@@ -414,7 +422,9 @@ async fn runs_waiting_for_people_survive_kill_9_and_finish_after_the_restart() {
     let policy = quick_survey_policy(dir.path());
     let flags = ["--time-scale", "60", "--policy", policy.as_str()];
     let mut server = start(dir.path(), &flags).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let mut tickets = Vec::new();
     for n in 0..3 {
         let (status, accepted) = post(
@@ -491,7 +501,9 @@ async fn runs_waiting_for_people_survive_kill_9_and_finish_after_the_restart() {
 async fn sigterm_stops_gracefully_and_closes_the_store_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
     let (status, accepted) = post(
         &client,
         &format!("{}/v1/requests", server.url),

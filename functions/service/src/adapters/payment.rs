@@ -143,7 +143,7 @@ impl Default for HttpTimeouts {
 /// The HTTP client for payment gateways: rustls, the given timeouts, no redirects (a refund is
 /// never re-sent somewhere else). Build it once and share it.
 pub fn http_client(timeouts: HttpTimeouts) -> Result<reqwest::Client, PaymentError> {
-    crate::runtime::tls::with_roots(reqwest::Client::builder())
+    crate::runtime::tls::client_builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())
@@ -774,7 +774,8 @@ mod tests {
     #[test]
     fn api_keys_are_redacted_in_debug_output() {
         let key = StripeApiKey::new("sk_test_51Hsecret").unwrap();
-        let gateway = StripeGateway::new(reqwest::Client::new(), key);
+        let gateway =
+            StripeGateway::new(crate::runtime::tls::client_builder().build().unwrap(), key);
         let shown = format!("{gateway:?}");
         assert!(!shown.contains("sk_test_51Hsecret"), "{shown}");
         assert!(shown.contains("StripeApiKey(<redacted>)"), "{shown}");
@@ -783,7 +784,7 @@ mod tests {
     #[test]
     fn plain_http_is_refused_except_on_loopback() {
         let secret = WebhookSecret::new("whsec").unwrap();
-        let client = reqwest::Client::new();
+        let client = crate::runtime::tls::client_builder().build().unwrap();
         assert_eq!(
             MerchantEndpointGateway::new(
                 client.clone(),

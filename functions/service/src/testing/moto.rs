@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::config::Credentials;
+use aws_types::SdkConfig;
+
+use crate::runtime::AwsEnvironment;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
     http_client_fn,
@@ -151,14 +152,17 @@ impl MotoServer {
         &self.endpoint
     }
 
-    /// An SDK configuration that talks to this server in us-east-1 with static test credentials.
+    /// An SDK configuration that talks to this server in us-east-1 with static test credentials,
+    /// built as the functions build theirs from Lambda's environment ([`AwsEnvironment`]).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .load()
-            .await
+        AwsEnvironment {
+            region: "us-east-1".to_owned(),
+            access_key_id: "testing".to_owned(),
+            secret_access_key: "testing".to_owned(),
+            session_token: None,
+            endpoint_url: Some(self.endpoint.clone()),
+        }
+        .sdk_config()
     }
 
     /// Like [`MotoServer::sdk_config`], but every client built from it sends its requests to

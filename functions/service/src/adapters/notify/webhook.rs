@@ -98,7 +98,7 @@ impl MerchantWebhookChannel {
             }
         }
         // No redirects: a signed message goes to the configured URL or nowhere.
-        let http = crate::runtime::tls::with_roots(reqwest::Client::builder())
+        let http = crate::runtime::tls::client_builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.total)
             .redirect(reqwest::redirect::Policy::none())

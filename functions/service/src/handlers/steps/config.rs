@@ -134,7 +134,7 @@ impl RefundConfig {
     /// The step's dependencies: the store is also the refund ledger.
     pub async fn deps(
         self,
-        aws: &aws_config::SdkConfig,
+        aws: &aws_types::SdkConfig,
     ) -> Result<ExecuteRefundDeps, StepConfigError> {
         let gateway = self.gateway(aws).await?;
         let store = Arc::new(DynamoStore::new(
@@ -152,7 +152,7 @@ impl RefundConfig {
     /// Builds the gateway, reading its secret (one Secrets Manager call at most).
     pub async fn gateway(
         &self,
-        aws: &aws_config::SdkConfig,
+        aws: &aws_types::SdkConfig,
     ) -> Result<Box<dyn PaymentGateway>, StepConfigError> {
         let unusable = |name: &'static str| {
             move |e: PaymentError| StepConfigError::Unusable {
@@ -247,7 +247,7 @@ impl NotifyConfig {
 
     /// The step's dependencies: the configured channels (webhook first, then email), reading
     /// the webhook secret once. The SES client is built only when email is configured.
-    pub async fn deps(self, aws: &aws_config::SdkConfig) -> Result<NotifyDeps, StepConfigError> {
+    pub async fn deps(self, aws: &aws_types::SdkConfig) -> Result<NotifyDeps, StepConfigError> {
         let secret: Option<WebhookSecret> = match &self.webhook_secret {
             Some(source) => source.load(aws).await?.into_iter().next(),
             None => None,
