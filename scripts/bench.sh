@@ -47,13 +47,18 @@ if [ -x scripts/moto.sh ]; then
 fi
 
 target="${CARGO_TARGET_DIR:-$root/target}"
-packages=(-p accept -p respond -p diagnose -p propose -p notify -p execute-refund -p survey
-          -p aftersales-local -p aftersales-bench)
+# The functions are built on their own, as Cargo Lambda builds them for the zips: built with the
+# local stack, Cargo would unify their dependencies' features with the stack's (tracing-subscriber
+# with EnvFilter and ANSI colours, for one) and part 1 would time binaries that are not shipped.
+functions=(-p accept -p respond -p diagnose -p propose -p notify -p execute-refund -p survey)
+tools=(-p aftersales-local -p aftersales-bench)
 if [ "$quick" = 1 ]; then
-  cargo build "${packages[@]}"
+  cargo build "${functions[@]}"
+  cargo build "${tools[@]}"
   bin_dir="$target/debug"
 else
-  cargo build --release "${packages[@]}"
+  cargo build --release "${functions[@]}"
+  cargo build --release "${tools[@]}"
   bin_dir="$target/release"
 fi
 
