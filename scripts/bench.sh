@@ -5,7 +5,8 @@
 # Part 6 (package size) runs scripts/package.sh in a full run: the shipped arm64 zips, with
 # Cargo Lambda, Zig and the SAM CLI that script installs (pinned) into .tools/infra-venv.
 #
-#   scripts/bench.sh            full run, release profile (the Lambda profile, host architecture)
+#   scripts/bench.sh            full run: the functions with the release profile (the Lambda one,
+#                               host architecture), the local stack with the `local` profile
 #   scripts/bench.sh --quick    every part with tiny counts, dev profile (reuses the test build);
 #                               for CI: checks the benchmark still runs, no thresholds; part 6
 #                               zips the host dev binaries instead of building arm64 (no LTO
@@ -50,16 +51,20 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 # The functions are built on their own, as Cargo Lambda builds them for the zips: built with the
 # local stack, Cargo would unify their dependencies' features with the stack's (tracing-subscriber
 # with EnvFilter and ANSI colours, for one) and part 1 would time binaries that are not shipped.
+# A full run builds them (and bench-hello, the baseline built the same way) with the release
+# profile, the Lambda one, and the local stack and the driver with the `local` profile, the one
+# the README runs the local stack with (Cargo.toml).
 functions=(-p accept -p respond -p diagnose -p propose -p notify -p execute-refund -p survey)
-tools=(-p aftersales-local -p aftersales-bench)
 if [ "$quick" = 1 ]; then
-  cargo build "${functions[@]}"
-  cargo build "${tools[@]}"
+  cargo build "${functions[@]}" -p aftersales-bench --bin bench-hello
+  cargo build -p aftersales-local -p aftersales-bench
   bin_dir="$target/debug"
+  tools_dir="$target/debug"
 else
-  cargo build --release "${functions[@]}"
-  cargo build --release "${tools[@]}"
+  cargo build --release "${functions[@]}" -p aftersales-bench --bin bench-hello
+  cargo build --profile local -p aftersales-local -p aftersales-bench
   bin_dir="$target/release"
+  tools_dir="$target/local"
 fi
 
-exec "$bin_dir/aftersales-bench" --bin-dir "$bin_dir" --root "$root" "$@"
+exec "$tools_dir/aftersales-bench" --bin-dir "$bin_dir" --root "$root" "$@"

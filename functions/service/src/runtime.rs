@@ -21,8 +21,8 @@ use crate::config::{ConfigError, optional_env};
 /// Call it first thing in `main`.
 ///
 /// This is `lambda_runtime::tracing::init_default_subscriber`'s behaviour without its
-/// `EnvFilter`, whose regular expressions (regex-automata, regex-syntax) were about half a
-/// megabyte of every function's binary for a level and a few `target=level` directives; and
+/// `EnvFilter`, whose regular expressions (regex-automata, regex-syntax) were about 200 KB
+/// of every function's binary for a level and a few `target=level` directives; and
 /// without ANSI colour codes, which CloudWatch shows as escape characters.
 pub fn init_tracing() {
     let settings = LogSettings::from_lookup(|name| std::env::var(name).ok());

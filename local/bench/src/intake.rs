@@ -121,7 +121,7 @@ struct Served {
 }
 
 async fn serve(o: &Options) -> Result<Served, String> {
-    let bin = o.bin_dir.join("aftersales-local");
+    let bin = o.local_bin_dir.join("aftersales-local");
     let data = o.work.join("intake-data");
     let log = std::fs::File::create(o.work.join("serve.log")).map_err(|e| e.to_string())?;
     let mut child = Command::new(&bin)
@@ -287,7 +287,7 @@ struct RunCount {
 }
 
 async fn count_runs(o: &Options, waits: &[String]) -> Result<RunCount, String> {
-    let out = Command::new(o.bin_dir.join("aftersales-local"))
+    let out = Command::new(o.local_bin_dir.join("aftersales-local"))
         .args(["runs", "count", "--data-dir"])
         .arg(o.work.join("intake-data"))
         .stderr(Stdio::piped())
@@ -474,7 +474,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "`aftersales-local serve` (release build, fresh data directory, redb with fsync on every commit) on loopback; the load generator in local/bench/src/intake.rs keeps {connections} keep-alive HTTP/1.1 connections busy, each sending a new signed `POST /v1/requests` (unique `request_id`, a one-line order, {} bytes) as soon as the previous one is answered, for {warmup} s of warm-up and then {seconds} s measured. Every 202 means the new ticket, its request claim, its audit event and its workflow run are committed durably (fsynced). The load generator runs on the same 2 cores as the server.\n",
+        "`aftersales-local serve` (the `local` profile: opt-level 3; fresh data directory, redb with fsync on every commit) on loopback; the load generator in local/bench/src/intake.rs keeps {connections} keep-alive HTTP/1.1 connections busy, each sending a new signed `POST /v1/requests` (unique `request_id`, a one-line order, {} bytes) as soon as the previous one is answered, for {warmup} s of warm-up and then {seconds} s measured. Every 202 means the new ticket, its request claim, its audit event and its workflow run are committed durably (fsynced). The load generator runs on the same 2 cores as the server.\n",
         request_body(0).to_string().len()
     );
     let _ = writeln!(

@@ -21,7 +21,10 @@ pub struct Options {
     pub quick: bool,
     pub parts: Vec<u8>,
     pub root: PathBuf,
+    /// The function binaries and bench-hello.
     pub bin_dir: PathBuf,
+    /// aftersales-local: the driver's own directory (both are built with the `local` profile).
+    pub local_bin_dir: PathBuf,
     pub out: PathBuf,
     pub work: PathBuf,
 }
@@ -38,13 +41,15 @@ fn options() -> Options {
         .join("../..")
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from("."));
+    let own_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_default();
     let mut o = Options {
         quick: false,
         parts: vec![3, 4, 1, 2, 5, 6],
-        bin_dir: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(PathBuf::from))
-            .unwrap_or_default(),
+        bin_dir: own_dir.clone(),
+        local_bin_dir: own_dir,
         out: root.join("docs").join("performance.md"),
         work: std::env::temp_dir().join(format!("aftersales-bench-{}", std::process::id())),
         root,

@@ -123,8 +123,8 @@ where
 {
     fn apply(&mut self, tx: &WriteTransaction) -> Result<(), StoreError> {
         let f = &mut self.f;
-        // Caught in builds that unwind (tests); the release profile aborts on a panic, and the
-        // store then keeps what was committed before it.
+        // The `local` profile and the tests unwind, so a panicking write fails alone. (Built
+        // with --release, the Lambda profile, a panic aborts; the store keeps every commit.)
         match std::panic::catch_unwind(AssertUnwindSafe(|| f(tx))) {
             Ok(Ok(value)) => {
                 self.value = Some(value);
