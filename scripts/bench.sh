@@ -56,12 +56,14 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 # the README runs the local stack with (Cargo.toml).
 functions=(-p accept -p respond -p diagnose -p propose -p notify -p execute-refund -p survey)
 if [ "$quick" = 1 ]; then
-  cargo build "${functions[@]}" -p aftersales-bench --bin bench-hello
+  cargo build "${functions[@]}"
   cargo build -p aftersales-local -p aftersales-bench
   bin_dir="$target/debug"
   tools_dir="$target/debug"
 else
-  cargo build --release "${functions[@]}" -p aftersales-bench --bin bench-hello
+  cargo build --release "${functions[@]}"
+  # (--bin would also filter the functions' packages: bench-hello gets its own invocation.)
+  cargo build --release -p aftersales-bench --bin bench-hello
   cargo build --profile local -p aftersales-local -p aftersales-bench
   bin_dir="$target/release"
   tools_dir="$target/local"
