@@ -473,7 +473,6 @@ async fn a_waiting_task_resumes_with_the_output_sent_for_its_token() {
 // --- Secrets Manager: the webhook secret and the payment provider's key, read at init ---
 
 use aftersales_service::config::{ConfigError, SecretSource};
-use aftersales_service::runtime::AwsEnvironment;
 use aftersales_service::signature::{WebhookSecret, sign};
 
 #[tokio::test]
@@ -522,14 +521,8 @@ async fn a_missing_secrets_manager_secret_is_an_init_error_naming_the_secret() {
 #[tokio::test]
 async fn a_secret_given_as_a_value_makes_no_aws_call() {
     // Nothing listens on port 9 of loopback: any call would fail.
-    let unreachable = AwsEnvironment {
-        region: "us-east-1".to_owned(),
-        access_key_id: "testing".to_owned(),
-        secret_access_key: "testing".to_owned(),
-        session_token: None,
-        endpoint_url: Some("http://127.0.0.1:9".to_owned()),
-    }
-    .sdk_config();
+    let unreachable =
+        aftersales_service::testing::aws_environment("http://127.0.0.1:9").sdk_config();
     let source = SecretSource::Value("value-secret-0123456789abcdef".to_owned());
 
     assert_eq!(source.load(&unreachable).await.unwrap().len(), 1);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use aftersales_service::config::SecretSource;
-use aftersales_service::runtime::{AwsEnvironment, tls};
+use aftersales_service::runtime::tls;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -86,17 +86,11 @@ async fn read_request(stream: &mut (impl AsyncReadExt + Unpin)) {
 const SECRET_JSON: &str = r#"{"ARN":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:webhook","Name":"webhook","SecretString":"whsec_over_tls_0123456789abcdef","VersionId":"v1"}"#;
 
 fn sdk_config(server: &HttpsServer, trusted_pem: Option<&'static [u8]>) -> aws_types::SdkConfig {
-    AwsEnvironment {
-        region: "eu-west-1".to_owned(),
-        access_key_id: "AKIDTEST".to_owned(),
-        secret_access_key: "secret".to_owned(),
-        session_token: None,
-        endpoint_url: Some(format!("https://localhost:{}", server.port)),
-    }
-    .sdk_config()
-    .into_builder()
-    .http_client(tls::aws_https_client(trusted_pem))
-    .build()
+    aftersales_service::testing::aws_environment(&format!("https://localhost:{}", server.port))
+        .sdk_config()
+        .into_builder()
+        .http_client(tls::aws_https_client(trusted_pem))
+        .build()
 }
 
 #[tokio::test]

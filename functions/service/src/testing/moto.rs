@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use aws_types::SdkConfig;
 
-use crate::runtime::AwsEnvironment;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
     http_client_fn,
@@ -153,16 +152,10 @@ impl MotoServer {
     }
 
     /// An SDK configuration that talks to this server in us-east-1 with static test credentials,
-    /// built as the functions build theirs from Lambda's environment ([`AwsEnvironment`]).
+    /// built as the functions build theirs from Lambda's environment
+    /// ([`crate::runtime::AwsEnvironment`]).
     pub async fn sdk_config(&self) -> SdkConfig {
-        AwsEnvironment {
-            region: "us-east-1".to_owned(),
-            access_key_id: "testing".to_owned(),
-            secret_access_key: "testing".to_owned(),
-            session_token: None,
-            endpoint_url: Some(self.endpoint.clone()),
-        }
-        .sdk_config()
+        super::aws_environment(&self.endpoint).sdk_config()
     }
 
     /// Like [`MotoServer::sdk_config`], but every client built from it sends its requests to
