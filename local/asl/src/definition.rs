@@ -15,8 +15,9 @@
 use crate::error::{Diagnostic, InvalidDefinition};
 use crate::expr::{self, ChoiceRule, CompiledPath, Template};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A validated state machine definition, cheap to clone and shareable between executions.
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ impl StateMachine {
                 machines: loader.machines,
                 root,
                 timeout_seconds,
+                fingerprint: OnceLock::new(),
             }),
         })
     }
@@ -109,6 +111,23 @@ impl StateMachine {
     /// The definition as it was loaded.
     pub fn source(&self) -> &Value {
         &self.def.source
+    }
+
+    /// The definition as compact JSON text: what [`StateMachine::fingerprint`] digests, and what
+    /// [`StateMachine::from_json_str`] reads back into a machine with the same fingerprint.
+    pub fn to_json(&self) -> String {
+        self.def.source.to_string()
+    }
+
+    /// `sha256:` and the hex SHA-256 of [`StateMachine::to_json`]: names this definition, as a
+    /// state machine revision does, so that execution snapshots can refer to it
+    /// ([`crate::Execution::to_json_by_reference`]) instead of each holding a copy. Computed once
+    /// per machine; clones share it.
+    pub fn fingerprint(&self) -> &str {
+        self.def.fingerprint.get_or_init(|| {
+            let digest = Sha256::digest(self.to_json().as_bytes());
+            format!("sha256:{}", hex::encode(digest))
+        })
     }
 }
 
@@ -119,6 +138,7 @@ pub(crate) struct Definition {
     pub machines: Vec<Machine>,
     pub root: usize,
     pub timeout_seconds: Option<u64>,
+    pub fingerprint: OnceLock<String>,
 }
 
 /// One (sub) state machine: the top level, a Parallel branch or a Map item processor.

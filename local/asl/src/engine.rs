@@ -222,26 +222,43 @@ struct Core {
     states_entered: Option<Vec<String>>,
 }
 
-mod machine_serde {
-    use crate::definition::StateMachine;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use serde_json::Value;
-
-    pub fn serialize<S: Serializer>(m: &StateMachine, s: S) -> Result<S::Ok, S::Error> {
-        m.source().serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StateMachine, D::Error> {
-        let v = Value::deserialize(d)?;
-        StateMachine::from_value(v).map_err(serde::de::Error::custom)
-    }
+/// One execution of a state machine. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    machine: StateMachine,
+    core: Core,
+    status: ExecutionStatus,
+    output: Option<Shared>,
+    failure: Option<Failure>,
+    root: Frame,
+    deadline: Option<Timestamp>,
+    stop_time: Option<Timestamp>,
 }
 
-/// One execution of a state machine. See the module docs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Execution {
-    #[serde(with = "machine_serde")]
-    machine: StateMachine,
+/// An execution as written: the definition either embedded (`machine`, [`Execution::to_json`])
+/// or named by its fingerprint (`definition`, [`Execution::to_json_by_reference`]).
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    definition: Option<&'a str>,
+    core: &'a Core,
+    status: ExecutionStatus,
+    output: &'a Option<Shared>,
+    failure: &'a Option<Failure>,
+    root: &'a Frame,
+    deadline: Option<Timestamp>,
+    stop_time: Option<Timestamp>,
+}
+
+/// An execution as read back: see [`SnapshotOut`].
+#[derive(Deserialize)]
+struct SnapshotIn {
+    #[serde(default)]
+    machine: Option<Value>,
+    #[serde(default)]
+    definition: Option<String>,
     core: Core,
     status: ExecutionStatus,
     output: Option<Shared>,
@@ -525,14 +542,93 @@ impl Execution {
         Ok(())
     }
 
-    /// Serialises the whole execution (definition included) to JSON.
+    /// Serialises the whole execution, definition included, to JSON: a snapshot that stands
+    /// alone.
     pub fn to_json(&self) -> Result<String, ApiError> {
-        serde_json::to_string(self).map_err(|e| ApiError::InvalidSnapshot(e.to_string()))
+        self.snapshot(Some(self.machine.source()), None)
     }
 
-    /// Reads back an execution written by [`Execution::to_json`].
+    /// Serialises the execution with its definition named by [`StateMachine::fingerprint`]
+    /// instead of copied in: for a store that keeps each definition once. Read it back with
+    /// [`Execution::from_json_resolving`].
+    pub fn to_json_by_reference(&self) -> Result<String, ApiError> {
+        self.snapshot(None, Some(self.machine.fingerprint()))
+    }
+
+    fn snapshot(
+        &self,
+        machine: Option<&Value>,
+        definition: Option<&str>,
+    ) -> Result<String, ApiError> {
+        serde_json::to_string(&SnapshotOut {
+            machine,
+            definition,
+            core: &self.core,
+            status: self.status,
+            output: &self.output,
+            failure: &self.failure,
+            root: &self.root,
+            deadline: self.deadline,
+            stop_time: self.stop_time,
+        })
+        .map_err(|e| ApiError::InvalidSnapshot(e.to_string()))
+    }
+
+    /// Reads back an execution written by [`Execution::to_json`]. A snapshot written by
+    /// [`Execution::to_json_by_reference`] is refused: it needs
+    /// [`Execution::from_json_resolving`].
     pub fn from_json(text: &str) -> Result<Execution, ApiError> {
-        serde_json::from_str(text).map_err(|e| ApiError::InvalidSnapshot(e.to_string()))
+        Execution::from_json_resolving(text, |fingerprint| {
+            Err(format!(
+                "the snapshot names its definition ({fingerprint}) instead of holding it"
+            ))
+        })
+    }
+
+    /// Reads back an execution written by [`Execution::to_json`] or
+    /// [`Execution::to_json_by_reference`]. For the latter, `resolve` is given the definition's
+    /// fingerprint and returns that state machine (or why it cannot); a machine with another
+    /// fingerprint is refused, as the snapshot's positions only make sense in its own definition.
+    pub fn from_json_resolving(
+        text: &str,
+        resolve: impl FnOnce(&str) -> Result<StateMachine, String>,
+    ) -> Result<Execution, ApiError> {
+        let snapshot: SnapshotIn =
+            serde_json::from_str(text).map_err(|e| ApiError::InvalidSnapshot(e.to_string()))?;
+        let machine = match (snapshot.machine, snapshot.definition) {
+            (Some(source), _) => StateMachine::from_value(source)
+                .map_err(|e| ApiError::InvalidSnapshot(e.to_string()))?,
+            (None, Some(fingerprint)) => {
+                let machine = resolve(&fingerprint).map_err(ApiError::InvalidSnapshot)?;
+                if machine.fingerprint() != fingerprint {
+                    return Err(ApiError::InvalidSnapshot(format!(
+                        "the snapshot's definition is {fingerprint}, but {} was given",
+                        machine.fingerprint()
+                    )));
+                }
+                machine
+            }
+            (None, None) => {
+                return Err(ApiError::InvalidSnapshot(
+                    "the snapshot has neither a definition nor a definition fingerprint".into(),
+                ));
+            }
+        };
+        Ok(Execution {
+            machine,
+            core: snapshot.core,
+            status: snapshot.status,
+            output: snapshot.output,
+            failure: snapshot.failure,
+            root: snapshot.root,
+            deadline: snapshot.deadline,
+            stop_time: snapshot.stop_time,
+        })
+    }
+
+    /// The state machine this execution runs.
+    pub fn machine(&self) -> &StateMachine {
+        &self.machine
     }
 
     pub fn status(&self) -> ExecutionStatus {

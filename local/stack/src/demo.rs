@@ -276,8 +276,7 @@ fn describe(answer: &Value) -> String {
 }
 
 fn execution(reader: &Reader, ticket: &str) -> Option<Execution> {
-    let json = reader.execution(ticket).ok()??;
-    Execution::from_json(&json).ok()
+    reader.run(ticket).ok()?
 }
 
 fn run_finished(reader: &Reader, ticket: &str) -> bool {

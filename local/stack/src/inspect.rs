@@ -82,11 +82,10 @@ pub fn runs_count(reader: &Reader) -> Result<String, String> {
         let summary = match summary {
             Some(summary) => summary,
             None => {
-                let json = reader
-                    .execution(&ticket)
+                let execution = reader
+                    .run(&ticket)
                     .map_err(|e| e.to_string())?
-                    .unwrap_or_default();
-                let execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
+                    .ok_or_else(|| format!("the run of ticket {ticket} went while counting"))?;
                 run_summary(&execution)
             }
         };
@@ -120,8 +119,7 @@ pub fn runs_list(reader: &Reader) -> Result<String, String> {
         "{:<32} {:<10} {:<28} {:<30} UPDATED",
         "TICKET", "STATUS", "CURRENT STATE", "STARTED"
     );
-    for (ticket, json) in reader.executions().map_err(|e| e.to_string())? {
-        let execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
+    for (ticket, execution) in reader.all_runs().map_err(|e| e.to_string())? {
         let _ = writeln!(
             out,
             "{:<32} {:<10} {:<28} {:<30} {}",
@@ -137,11 +135,10 @@ pub fn runs_list(reader: &Reader) -> Result<String, String> {
 
 /// `runs show`: the run's status, states, errors and waiting task, then the audit timeline.
 pub fn runs_show(reader: &Reader, ticket: &str) -> Result<String, String> {
-    let json = reader
-        .execution(ticket)
+    let execution = reader
+        .run(ticket)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no run for ticket {ticket}"))?;
-    let execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
     let mut out = String::new();
     let _ = writeln!(out, "ticket:     {ticket}");
     let _ = writeln!(out, "execution:  {}", execution.info().execution_arn);

@@ -33,8 +33,8 @@ use aftersales_service::handlers::steps::{
     self, StepError, diagnose, execute_refund, notify, propose, survey,
 };
 use asl::{
-    ApiError, Clock as _, Execution, ExecutionStatus, ResourceKind, ResourceResolver, StartOptions,
-    StateMachine, TaskFailure, TaskRequest,
+    ApiError, Clock as _, Execution, ResourceKind, ResourceResolver, StartOptions, StateMachine,
+    TaskFailure, TaskRequest,
 };
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -318,13 +318,6 @@ pub struct Runner {
     origin: std::time::Instant,
 }
 
-/// A run made for a new ticket, stored with it.
-struct NewRun {
-    json: String,
-    summary: String,
-    arn: String,
-}
-
 /// Advances wait while an intake was seen this recently...
 const QUIET: std::time::Duration = std::time::Duration::from_millis(10);
 /// ...but never longer than this each, so runs still move under sustained load.
@@ -568,8 +561,7 @@ impl Runner {
     }
 
     /// A new run of the workflow for `ticket`, not yet stored (None without a workflow).
-    /// Its JSON, its summary and its ARN.
-    fn new_execution(&self, ticket: &TicketId) -> Option<Result<NewRun, String>> {
+    fn new_execution(&self, ticket: &TicketId) -> Option<Execution> {
         let machine = self.machine.as_ref()?;
         let options = StartOptions {
             name: Some(ticket.as_str().to_owned()),
@@ -577,15 +569,12 @@ impl Runner {
             ..StartOptions::default()
         };
         let input = accept::execution_input(ticket, &self.policy);
-        let execution = Execution::start(machine, input, options, self.clock.as_ref());
-        let arn = execution.info().execution_arn.clone();
-        let summary = crate::inspect::run_summary(&execution);
-        Some(
-            execution
-                .to_json()
-                .map(|json| NewRun { json, summary, arn })
-                .map_err(|e| e.to_string()),
-        )
+        Some(Execution::start(
+            machine,
+            input,
+            options,
+            self.clock.as_ref(),
+        ))
     }
 
     /// Notes an intake starting or ending: advances wait while intake is busy.
@@ -647,16 +636,11 @@ impl Runner {
 
     /// Resumes every running execution in the store and starts the timer; returns how many.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, String> {
-        let executions = self.store.executions().await.map_err(|e| e.to_string())?;
-        let mut running = 0;
-        for (ticket, json) in executions {
-            let execution = Execution::from_json(&json)
-                .map_err(|e| format!("the stored run of ticket {ticket} is unreadable: {e}"))?;
-            if execution.status() == ExecutionStatus::Running {
-                running += 1;
-                self.note(&ticket, &execution);
-                self.spawn_drive(ticket);
-            }
+        let runs = self.store.running_runs().await.map_err(|e| e.to_string())?;
+        let running = runs.len();
+        for (ticket, execution) in runs {
+            self.note(&ticket, &execution);
+            self.spawn_drive(ticket);
         }
         let runner = Arc::clone(self);
         tokio::spawn(async move { runner.timer_loop().await });
@@ -731,19 +715,12 @@ impl Runner {
     async fn drive(&self, ticket: &str) -> Result<(), String> {
         let guard = self.lock_for(ticket);
         let _held = guard.lock().await;
-        let Some(json) = self
-            .store
-            .execution(ticket)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(mut execution) = self.store.run(ticket).await.map_err(|e| e.to_string())? else {
             return Ok(());
         };
-        let mut execution = Execution::from_json(&json).map_err(|e| e.to_string())?;
         execution.advance(&self.steps, self.clock.as_ref()).await;
-        let json = execution.to_json().map_err(|e| e.to_string())?;
         self.store
-            .put_run(ticket, json, Some(crate::inspect::run_summary(&execution)))
+            .put_run(ticket, &execution)
             .await
             .map_err(|e| e.to_string())?;
         self.note(ticket, &execution);
@@ -787,18 +764,15 @@ impl Runner {
         {
             let guard = self.lock_for(&ticket);
             let _held = guard.lock().await;
-            let json = self
+            let mut execution = self
                 .store
-                .execution(&ticket)
+                .run(&ticket)
                 .await
                 .map_err(unavailable)?
                 .ok_or(WorkflowError::TaskDoesNotExist)?;
-            let mut execution = Execution::from_json(&json).map_err(unavailable)?;
             change(&mut execution).map_err(workflow_error)?;
-            let json = execution.to_json().map_err(unavailable)?;
-            let summary = crate::inspect::run_summary(&execution);
             self.store
-                .put_run(&ticket, json, Some(summary))
+                .put_run(&ticket, &execution)
                 .await
                 .map_err(unavailable)?;
             self.note(&ticket, &execution);
@@ -838,10 +812,9 @@ impl WorkflowClient for LocalWorkflow {
         };
         let execution = Execution::start(machine, input.clone(), options, runner.clock.as_ref());
         let execution_arn = execution.info().execution_arn.clone();
-        let json = execution.to_json().map_err(unavailable)?;
         let new = runner
             .store
-            .insert_execution(ticket_id.as_str(), json)
+            .insert_run(ticket_id.as_str(), &execution)
             .await
             .map_err(unavailable)?;
         if new {
@@ -901,18 +874,11 @@ impl IntakeStore {
         first: &AuditEvent,
     ) -> Result<Created, StoreError> {
         let runner = &self.runner;
-        let run = match runner.new_execution(&ticket.id) {
-            Some(Ok(run)) => Some(run),
-            Some(Err(error)) => return Err(StoreError::Corrupt(error)),
-            None => None,
-        };
-        let (json, summary, arn) = match run {
-            Some(NewRun { json, summary, arn }) => (Some(json), Some(summary), Some(arn)),
-            None => (None, None, None),
-        };
+        let run = runner.new_execution(&ticket.id);
+        let arn = run.as_ref().map(|run| run.info().execution_arn.clone());
         let created = self
             .store
-            .create_with_run(ticket, first, json, summary)
+            .create_with_run(ticket, first, run.as_ref())
             .await?;
         if let (Created::New, Some(arn)) = (&created, arn) {
             lock(&runner.fresh).insert(ticket.id.as_str().to_owned(), arn);

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use redb::{
     ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, WriteTransaction,
+    TableDefinition, WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,10 @@ use aftersales_service::store::{
     Created, LedgerEntry, MemoryStore, RefundIntent, RefundLedger, Reservation, StoreError,
     StoredReceipt, TicketStore, TicketSummary,
 };
+
+mod runs;
+
+use runs::{DEFINITIONS, Definitions};
 
 /// The store file inside the data directory.
 pub const FILE_NAME: &str = "store.redb";
@@ -94,11 +98,12 @@ pub struct Record {
     pub body: Value,
 }
 
-/// The durable store. Clones share the file and its writer.
+/// The durable store. Clones share the file, its writer and the definitions read.
 #[derive(Clone)]
 pub struct LocalStore {
     db: Arc<Database>,
     writer: Arc<GroupWriter>,
+    definitions: Arc<Definitions>,
 }
 
 /// A write waiting for its group's commit.
@@ -297,6 +302,12 @@ fn open_error(path: &Path, error: DatabaseError) -> OpenError {
     }
 }
 
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn storage<E: std::fmt::Display>(error: E) -> StoreError {
     StoreError::Unavailable(format!("local store: {error}"))
 }
@@ -326,6 +337,7 @@ impl LocalStore {
         let store = LocalStore {
             db,
             writer: Arc::new(writer),
+            definitions: Arc::default(),
         };
         store
             .write_now(|tx| {
@@ -335,6 +347,7 @@ impl LocalStore {
                 tx.open_table(COMMITTED).map_err(storage)?;
                 tx.open_table(REFUNDS).map_err(storage)?;
                 tx.open_table(EXECUTIONS).map_err(storage)?;
+                tx.open_table(DEFINITIONS).map_err(storage)?;
                 tx.open_table(RUN_SUMMARIES).map_err(storage)?;
                 tx.open_table(QUEUES).map_err(storage)?;
                 tx.open_table(OUTBOX).map_err(storage)?;
@@ -409,106 +422,12 @@ impl LocalStore {
         }
     }
 
-    /// `create`, and when the ticket is new, its workflow run (`execution`, a serialised
-    /// `asl::Execution`, unless one exists) in the same commit: one fsync makes the ticket, its
-    /// request claim, its first audit event and its run durable together.
-    pub async fn create_with_execution(
-        &self,
-        ticket: &Ticket,
-        first: &AuditEvent,
-        execution: Option<String>,
-    ) -> Result<Created, StoreError> {
-        let summary = execution.as_deref().and_then(summary_of_json);
-        self.create_with_run(ticket, first, execution, summary)
-            .await
-    }
-
-    /// [`LocalStore::create_with_execution`] with the run's summary already made.
-    pub async fn create_with_run(
-        &self,
-        ticket: &Ticket,
-        first: &AuditEvent,
-        execution: Option<String>,
-        summary: Option<String>,
-    ) -> Result<Created, StoreError> {
-        let ticket = ticket.clone();
-        let first = first.clone();
-        let ticket_text = to_text(&ticket)?;
-        let first_text = to_text(&first)?;
-        self.write(move |tx| {
-            let created = create_in(tx, &ticket, &ticket_text, &first, &first_text)?;
-            if let (Created::New, Some(json)) = (&created, &execution) {
-                let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
-                if table.get(ticket.id.as_str()).map_err(storage)?.is_none() {
-                    table
-                        .insert(ticket.id.as_str(), json.as_str())
-                        .map_err(storage)?;
-                    put_summary(tx, ticket.id.as_str(), summary.as_deref())?;
-                }
-            }
-            Ok(created)
-        })
-        .await
-    }
-
     /// A reader of the same file for this process.
     pub fn reader(&self) -> Reader {
         Reader {
             db: Source::Writer(Arc::clone(&self.db)),
+            definitions: Arc::clone(&self.definitions),
         }
-    }
-
-    /// Stores the execution of `ticket` (serialised `asl::Execution`).
-    pub async fn put_execution(&self, ticket: &str, json: String) -> Result<(), StoreError> {
-        let summary = summary_of_json(&json);
-        self.put_run(ticket, json, summary).await
-    }
-
-    /// Stores the execution of `ticket` with its summary ([`crate::inspect::run_summary`]).
-    pub async fn put_run(
-        &self,
-        ticket: &str,
-        json: String,
-        summary: Option<String>,
-    ) -> Result<(), StoreError> {
-        let ticket = ticket.to_owned();
-        self.write(move |tx| {
-            let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
-            table
-                .insert(ticket.as_str(), json.as_str())
-                .map_err(storage)?;
-            put_summary(tx, &ticket, summary.as_deref())
-        })
-        .await
-    }
-
-    /// Stores the execution of `ticket` unless one exists; true when this call stored it.
-    pub async fn insert_execution(&self, ticket: &str, json: String) -> Result<bool, StoreError> {
-        let ticket = ticket.to_owned();
-        let summary = summary_of_json(&json);
-        self.write(move |tx| {
-            let mut table = tx.open_table(EXECUTIONS).map_err(storage)?;
-            if table.get(ticket.as_str()).map_err(storage)?.is_some() {
-                return Ok(false);
-            }
-            table
-                .insert(ticket.as_str(), json.as_str())
-                .map_err(storage)?;
-            put_summary(tx, &ticket, summary.as_deref())?;
-            Ok(true)
-        })
-        .await
-    }
-
-    pub async fn execution(&self, ticket: &str) -> Result<Option<String>, StoreError> {
-        self.reader().execution(ticket)
-    }
-
-    pub async fn executions(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let reader = self.reader();
-        tokio::task::spawn_blocking(move || reader.executions())
-            .await
-            .map_err(storage)?
     }
 
     /// Appends `body` to the department's queue once per `key`; returns its sequence number.
@@ -583,6 +502,7 @@ enum Source {
 /// Reads the store: in the writing process, or from another one while it runs.
 pub struct Reader {
     db: Source,
+    definitions: Arc<Definitions>,
 }
 
 impl Reader {
@@ -601,6 +521,7 @@ impl Reader {
         match opened {
             Ok(db) => Ok(Reader {
                 db: Source::ReadOnly(db),
+                definitions: Arc::default(),
             }),
             // Left unclean by a stopped `serve` (a read-only handle may not repair): no writer
             // holds it, so open it for writing, which repairs it, and read from that.
@@ -611,6 +532,7 @@ impl Reader {
                     .map_err(|e| open_error(&path, e))?;
                 Ok(Reader {
                     db: Source::Writer(Arc::new(db)),
+                    definitions: Arc::default(),
                 })
             }
             Err(e) => Err(open_error(&path, e)),
@@ -622,56 +544,6 @@ impl Reader {
             Source::Writer(db) => db.begin_read().map_err(storage),
             Source::ReadOnly(db) => db.begin_read().map_err(storage),
         }
-    }
-
-    pub fn execution(&self, ticket: &str) -> Result<Option<String>, StoreError> {
-        let tx = self.begin()?;
-        let table = tx.open_table(EXECUTIONS).map_err(storage)?;
-        Ok(table
-            .get(ticket)
-            .map_err(storage)?
-            .map(|v| v.value().to_owned()))
-    }
-
-    /// Every execution, by ticket id.
-    pub fn executions(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let tx = self.begin()?;
-        let table = tx.open_table(EXECUTIONS).map_err(storage)?;
-        table
-            .iter()
-            .map_err(storage)?
-            .map(|row| {
-                let (k, v) = row.map_err(storage)?;
-                Ok((k.value().to_owned(), v.value().to_owned()))
-            })
-            .collect()
-    }
-
-    /// Every run's summary ("STATUS\tSTATE"), by ticket id; None where the run was stored
-    /// without one (read the execution instead).
-    pub fn run_summaries(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        let tx = self.begin()?;
-        let summaries = tx.open_table(RUN_SUMMARIES).map_err(storage)?;
-        let executions = tx.open_table(EXECUTIONS).map_err(storage)?;
-        let mut found: Vec<(String, Option<String>)> = summaries
-            .iter()
-            .map_err(storage)?
-            .map(|row| {
-                let (k, v) = row.map_err(storage)?;
-                Ok((k.value().to_owned(), Some(v.value().to_owned())))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        if found.len() as u64 != executions.len().map_err(storage)? {
-            let known: std::collections::HashSet<String> =
-                found.iter().map(|(t, _)| t.clone()).collect();
-            for row in executions.iter().map_err(storage)? {
-                let (k, _) = row.map_err(storage)?;
-                if !known.contains(k.value()) {
-                    found.push((k.value().to_owned(), None));
-                }
-            }
-        }
-        Ok(found)
     }
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
@@ -727,29 +599,6 @@ fn trail(
         .map_err(storage)?
         .map(|row| from_text(row.map_err(storage)?.1.value()))
         .collect()
-}
-
-fn summary_of_json(json: &str) -> Option<String> {
-    asl::Execution::from_json(json)
-        .ok()
-        .map(|execution| crate::inspect::run_summary(&execution))
-}
-
-fn put_summary(
-    tx: &WriteTransaction,
-    ticket: &str,
-    summary: Option<&str>,
-) -> Result<(), StoreError> {
-    let mut table = tx.open_table(RUN_SUMMARIES).map_err(storage)?;
-    match summary {
-        Some(summary) => {
-            table.insert(ticket, summary).map_err(storage)?;
-        }
-        None => {
-            table.remove(ticket).map_err(storage)?;
-        }
-    }
-    Ok(())
 }
 
 /// The ticket for `ticket.request`'s request id: an existing one, or `ticket` stored now with
@@ -890,7 +739,7 @@ fn intent_of(entry: &LedgerEntry) -> &RefundIntent {
 #[async_trait]
 impl TicketStore for LocalStore {
     async fn create(&self, ticket: &Ticket, first: &AuditEvent) -> Result<Created, StoreError> {
-        self.create_with_execution(ticket, first, None).await
+        self.create_with_run(ticket, first, None).await
     }
 
     async fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {

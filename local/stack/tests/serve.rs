@@ -448,53 +448,110 @@ async fn runs_waiting_for_people_survive_kill_9_and_finish_after_the_restart() {
     let server = start(dir.path(), &flags).await;
 
     for ticket in &tickets {
-        let shown = ticket_until(&client, &server.url, ticket, |t| {
-            t["waiting_for"] == "decision"
-        })
-        .await;
-        let option = shown["proposal"]["options"][0]["id"].as_str().unwrap();
-        let responses = format!("{}/v1/tickets/{ticket}/responses", server.url);
-        let decision = json!({"kind": "decision", "option_id": option});
-        let (status, answer) =
-            post(&client, &responses, serde_json::to_vec(&decision).unwrap()).await;
-        assert_eq!(status, 202, "{answer}");
-        loop {
-            let shown = ticket_until(&client, &server.url, ticket, |t| {
-                t["waiting_for"] == "return_parcel"
-                    || t["waiting_for"] == "survey"
-                    || t["status"] == "closed"
-            })
-            .await;
-            let answer = match shown["waiting_for"].as_str() {
-                Some("return_parcel") => json!({"kind": "return_received", "lines": [
-                    {"line_id": "L1", "quantity": 1, "disposition": "restock"}]}),
-                Some("survey") => json!({"kind": "survey", "score": 5}),
-                _ => break,
-            };
-            let (status, body) =
-                post(&client, &responses, serde_json::to_vec(&answer).unwrap()).await;
-            assert_eq!(status, 202, "{body}");
-        }
+        answer_until_closed(&client, &server.url, ticket).await;
     }
     for ticket in &tickets {
-        let mut shown = String::new();
-        for _ in 0..200 {
-            shown = runs(dir.path(), &["runs", "show", ticket]).await;
-            if shown.contains("status:     SUCCEEDED") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(shown.contains("status:     SUCCEEDED"), "{shown}");
-        for state in [
-            "AwaitCustomerDecision",
-            "WaitBeforeSurvey",
-            "Survey",
-            "SendFeedback",
-        ] {
-            assert!(shown.contains(state), "{state} in {shown}");
-        }
+        assert_run_succeeded(dir.path(), ticket).await;
     }
+}
+
+/// Answers the ticket waiting for the customer's decision as its customer, warehouse and
+/// survey would, until it is closed.
+async fn answer_until_closed(client: &reqwest::Client, url: &str, ticket: &str) {
+    let shown = ticket_until(client, url, ticket, |t| t["waiting_for"] == "decision").await;
+    let option = shown["proposal"]["options"][0]["id"].as_str().unwrap();
+    let responses = format!("{url}/v1/tickets/{ticket}/responses");
+    let decision = json!({"kind": "decision", "option_id": option});
+    let (status, answer) = post(client, &responses, serde_json::to_vec(&decision).unwrap()).await;
+    assert_eq!(status, 202, "{answer}");
+    loop {
+        let shown = ticket_until(client, url, ticket, |t| {
+            t["waiting_for"] == "return_parcel"
+                || t["waiting_for"] == "survey"
+                || t["status"] == "closed"
+        })
+        .await;
+        let answer = match shown["waiting_for"].as_str() {
+            Some("return_parcel") => json!({"kind": "return_received", "lines": [
+                {"line_id": "L1", "quantity": 1, "disposition": "restock"}]}),
+            Some("survey") => json!({"kind": "survey", "score": 5}),
+            _ => break,
+        };
+        let (status, body) = post(client, &responses, serde_json::to_vec(&answer).unwrap()).await;
+        assert_eq!(status, 202, "{body}");
+    }
+}
+
+/// `runs show` reports the ticket's run succeeded through the survey (20 s at most).
+async fn assert_run_succeeded(data_dir: &Path, ticket: &str) {
+    let mut shown = String::new();
+    for _ in 0..200 {
+        shown = runs(data_dir, &["runs", "show", ticket]).await;
+        if shown.contains("status:     SUCCEEDED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shown.contains("status:     SUCCEEDED"), "{shown}");
+    for state in [
+        "AwaitCustomerDecision",
+        "WaitBeforeSurvey",
+        "Survey",
+        "SendFeedback",
+    ] {
+        assert!(shown.contains(state), "{state} in {shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_stored_whole_by_an_earlier_version_resumes_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = quick_survey_policy(dir.path());
+    let flags = ["--time-scale", "60", "--policy", policy.as_str()];
+    let mut server = start(dir.path(), &flags).await;
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
+    let (status, accepted) = post(
+        &client,
+        &format!("{}/v1/requests", server.url),
+        recent_body("evt_upgrade"),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
+    ticket_until(&client, &server.url, &ticket, |t| {
+        t["waiting_for"] == "decision"
+    })
+    .await;
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    // The store as versions before the definitions table left it: the run parked on the
+    // customer's decision, stored whole, and no definitions table.
+    let file = dir.path().join(aftersales_local::store::FILE_NAME);
+    let run = {
+        let store = aftersales_local::store::LocalStore::open(dir.path()).unwrap();
+        store.run(&ticket).await.unwrap().unwrap()
+    };
+    {
+        let executions = redb::TableDefinition::<&str, &str>::new("executions");
+        let definitions = redb::TableDefinition::<&str, &str>::new("definitions");
+        let db = redb::Database::open(&file).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(executions)
+            .unwrap()
+            .insert(ticket.as_str(), run.to_json().unwrap().as_str())
+            .unwrap();
+        assert!(tx.delete_table(definitions).unwrap());
+        tx.commit().unwrap();
+    }
+    let shown = runs(dir.path(), &["runs", "show", &ticket]).await;
+    assert!(shown.contains("AwaitCustomerDecision"), "{shown}");
+
+    let server = start(dir.path(), &flags).await;
+    answer_until_closed(&client, &server.url, &ticket).await;
+    assert_run_succeeded(dir.path(), &ticket).await;
 }
 
 #[tokio::test]

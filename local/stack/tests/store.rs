@@ -12,6 +12,7 @@ use aftersales_domain::{
 };
 use aftersales_local::store::{LocalStore, OpenError};
 use aftersales_service::store::{Created, MemoryStore, RefundIntent, RefundLedger, TicketStore};
+use asl::{Execution, StartOptions, StateMachine, VirtualClock};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -82,6 +83,24 @@ fn open(dir: &tempfile::TempDir) -> Arc<LocalStore> {
     Arc::new(LocalStore::open(dir.path()).unwrap())
 }
 
+/// A workflow run named after `ticket`, parked on a Wait state.
+fn run_for(ticket: &TicketId) -> Execution {
+    let machine = StateMachine::from_json_str(
+        r#"{"StartAt":"Hold","States":{"Hold":{"Type":"Wait","Seconds":60,"End":true}}}"#,
+    )
+    .unwrap();
+    let options = StartOptions {
+        name: Some(ticket.as_str().to_owned()),
+        ..StartOptions::default()
+    };
+    Execution::start(
+        &machine,
+        json!({"ticket": ticket.as_str()}),
+        options,
+        &VirtualClock::new(base()),
+    )
+}
+
 /// A store in a new temporary directory, kept as long as the store.
 fn fresh_store() -> (Arc<LocalStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -103,10 +122,7 @@ async fn everything_survives_closing_and_reopening_the_store() {
             .reserve(&intent("k:refund", "O-1", "C-1", 700), cny(1000))
             .await
             .unwrap();
-        store
-            .put_execution(t.id.as_str(), "{\"run\":1}".into())
-            .await
-            .unwrap();
+        store.put_run(t.id.as_str(), &run_for(&t.id)).await.unwrap();
         store
             .enqueue("quality", "k1", json!({"n": 1}))
             .await
@@ -128,8 +144,14 @@ async fn everything_survives_closing_and_reopening_the_store() {
         Some(cny(700))
     );
     assert_eq!(
-        store.execution(t.id.as_str()).await.unwrap().as_deref(),
-        Some("{\"run\":1}")
+        store
+            .run(t.id.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_json()
+            .unwrap(),
+        run_for(&t.id).to_json().unwrap()
     );
     let reader = store.reader();
     assert_eq!(
@@ -207,7 +229,7 @@ async fn concurrent_creates_share_commits_and_all_are_there_after_reopening() {
             let store = Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
                 store
-                    .create_with_execution(&t, &first, Some(format!("{{\"run\":\"{}\"}}", t.id)))
+                    .create_with_run(&t, &first, Some(&run_for(&t.id)))
                     .await
             }));
         }
@@ -249,8 +271,14 @@ async fn concurrent_creates_share_commits_and_all_are_there_after_reopening() {
             found += 1;
             assert_eq!(store.audit_trail(&t.id).await.unwrap().len(), 1);
             assert_eq!(
-                store.execution(t.id.as_str()).await.unwrap(),
-                Some(format!("{{\"run\":\"{}\"}}", t.id))
+                store
+                    .run(t.id.as_str())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .to_json()
+                    .unwrap(),
+                run_for(&t.id).to_json().unwrap()
             );
         }
     }
