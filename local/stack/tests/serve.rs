@@ -503,6 +503,20 @@ async fn assert_run_succeeded(data_dir: &Path, ticket: &str) {
     }
 }
 
+/// Posts a new request and waits until its ticket waits for the customer's decision; its id.
+async fn accepted_until_decision(client: &reqwest::Client, url: &str, request_id: &str) -> String {
+    let (status, accepted) = post(
+        client,
+        &format!("{url}/v1/requests"),
+        recent_body(request_id),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
+    ticket_until(client, url, &ticket, |t| t["waiting_for"] == "decision").await;
+    ticket
+}
+
 #[tokio::test]
 async fn a_run_stored_whole_by_an_earlier_version_resumes_after_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
@@ -512,18 +526,7 @@ async fn a_run_stored_whole_by_an_earlier_version_resumes_after_the_upgrade() {
     let client = aftersales_service::runtime::tls::client_builder()
         .build()
         .unwrap();
-    let (status, accepted) = post(
-        &client,
-        &format!("{}/v1/requests", server.url),
-        recent_body("evt_upgrade"),
-    )
-    .await;
-    assert_eq!(status, 202, "{accepted}");
-    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
-    ticket_until(&client, &server.url, &ticket, |t| {
-        t["waiting_for"] == "decision"
-    })
-    .await;
+    let ticket = accepted_until_decision(&client, &server.url, "evt_upgrade").await;
     server.child.start_kill().unwrap();
     server.child.wait().await.unwrap();
 
@@ -561,18 +564,7 @@ async fn sigterm_stops_gracefully_and_closes_the_store_cleanly() {
     let client = aftersales_service::runtime::tls::client_builder()
         .build()
         .unwrap();
-    let (status, accepted) = post(
-        &client,
-        &format!("{}/v1/requests", server.url),
-        recent_body("evt_sigterm"),
-    )
-    .await;
-    assert_eq!(status, 202, "{accepted}");
-    let ticket = accepted["ticket_id"].as_str().unwrap().to_owned();
-    ticket_until(&client, &server.url, &ticket, |t| {
-        t["waiting_for"] == "decision"
-    })
-    .await;
+    let ticket = accepted_until_decision(&client, &server.url, "evt_sigterm").await;
 
     let pid = server.child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")

@@ -101,6 +101,12 @@ fn run_for(ticket: &TicketId) -> Execution {
     )
 }
 
+/// The run stored for `ticket`, as self-contained JSON.
+async fn stored_run(store: &LocalStore, ticket: &TicketId) -> String {
+    let run = store.run(ticket.as_str()).await.unwrap();
+    run.expect("a stored run").to_json().unwrap()
+}
+
 /// A store in a new temporary directory, kept as long as the store.
 fn fresh_store() -> (Arc<LocalStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -144,13 +150,7 @@ async fn everything_survives_closing_and_reopening_the_store() {
         Some(cny(700))
     );
     assert_eq!(
-        store
-            .run(t.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .to_json()
-            .unwrap(),
+        stored_run(&store, &t.id).await,
         run_for(&t.id).to_json().unwrap()
     );
     let reader = store.reader();
@@ -271,13 +271,7 @@ async fn concurrent_creates_share_commits_and_all_are_there_after_reopening() {
             found += 1;
             assert_eq!(store.audit_trail(&t.id).await.unwrap().len(), 1);
             assert_eq!(
-                store
-                    .run(t.id.as_str())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .to_json()
-                    .unwrap(),
+                stored_run(&store, &t.id).await,
                 run_for(&t.id).to_json().unwrap()
             );
         }
