@@ -4,9 +4,10 @@
 //! `.waitForTaskToken` or a `Wait` survives a restart.
 //!
 //! A request's run is stored in the same commit as its ticket ([`IntakeStore`]), so the 202
-//! waits for one group commit. Runs are then advanced in the background, a few at a time, on
-//! a thread of their own; each advance waits while intake is busy (up to five seconds), so
-//! under a burst of requests intake comes first and the advances catch up when it eases.
+//! waits for one group commit. Runs are then advanced in the background, many at a time, on
+//! threads of their own at low priority; each advance waits while intake is busy (up to five
+//! seconds), so under a burst of requests intake comes first and the advances catch up when
+//! it eases.
 //! Each advance stores its run when done, so a run not yet advanced (or half way) resumes
 //! after a restart.
 
@@ -50,6 +51,29 @@ use crate::store::LocalStore;
 const DRIVERS: usize = 64;
 /// The background runtime's worker threads: once intake eases, the advances may use both cores.
 const BACKGROUND_THREADS: usize = 2;
+/// The background threads' nice value: the scheduler gives the HTTP workers and the store
+/// writer the CPU first, and the advances what is left (all of it when intake is idle).
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`]. On Linux nice is per
+/// thread, and lowering it needs no privilege; elsewhere (where it would apply to the whole
+/// process) this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take no pointers; setpriority only changes this thread.
+        let done = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
+        };
+        if done != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the priority of a run-advances thread"
+            );
+        }
+    }
+}
 
 /// The local state machine's ARN: executions are `...:execution:after-sales:<ticket id>`.
 pub const STATE_MACHINE_ARN: &str = "arn:aws:states:local:000000000000:stateMachine:after-sales";
@@ -306,7 +330,7 @@ pub struct Runner {
     /// Runs stored with their ticket by [`IntakeStore::create`], not yet reported started:
     /// ticket id → execution ARN.
     fresh: Mutex<HashMap<String, String>>,
-    /// Where advances run: a runtime on a low-priority thread of its own.
+    /// Where advances run: a runtime of its own, on threads of low priority.
     background: Background,
     /// Advances at once.
     drivers: Arc<tokio::sync::Semaphore>,
@@ -383,9 +407,13 @@ impl Background {
         let spawned = std::thread::Builder::new()
             .name("run-advances".into())
             .spawn(move || {
+                lower_priority();
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(BACKGROUND_THREADS)
                     .thread_name("run-advances")
+                    // Threads inherit their creator's priority; this covers those a thread of
+                    // another runtime makes (spawn_blocking through the handle).
+                    .on_thread_start(lower_priority)
                     .enable_all()
                     .build()
                 {

@@ -600,3 +600,46 @@ async fn sigterm_stops_gracefully_and_closes_the_store_cleanly() {
     .await;
     assert_eq!(shown["status"], "proposed");
 }
+
+/// Each thread of process `pid`: its name and its nice value (field 19 of its stat).
+#[cfg(target_os = "linux")]
+fn thread_nice(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        threads.push((
+            stat[open + 1..close].to_owned(),
+            fields[16].parse().unwrap(),
+        ));
+    }
+    threads
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn runs_are_advanced_on_low_priority_threads_and_intake_keeps_its_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let client = aftersales_service::runtime::tls::client_builder()
+        .build()
+        .unwrap();
+    // A run advanced to its wait: the background runtime has worked.
+    accepted_until_decision(&client, &server.url, "evt_priority").await;
+
+    let own = thread_nice(std::process::id())[0].1;
+    let threads = thread_nice(server.child.id().unwrap());
+    let (advances, others): (Vec<_>, Vec<_>) =
+        threads.iter().partition(|(name, _)| name == "run-advances");
+    // Its own thread and its workers (a nice value can only be raised without privilege).
+    assert!(advances.len() >= 3, "{threads:?}");
+    let low = i64::from(aftersales_local::runner::BACKGROUND_NICE).max(own);
+    assert!(advances.iter().all(|(_, nice)| *nice == low), "{threads:?}");
+    // The HTTP workers and the store writer keep the priority the server started with.
+    assert!(
+        others.iter().any(|(name, _)| name == "store-writer"),
+        "{threads:?}"
+    );
+    assert!(others.iter().all(|(_, nice)| *nice == own), "{threads:?}");
+}
