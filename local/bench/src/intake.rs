@@ -413,6 +413,18 @@ fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
     by_name
 }
 
+/// The bytes a process has caused to be written to storage (`write_bytes` of /proc/PID/io).
+fn bytes_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// One load on a fresh server: `connections` connections for `warmup` s and then `seconds`
 /// measured, closed loop or at `rate` requests/s in all.
 struct Load {
@@ -433,6 +445,8 @@ struct Measured {
     accepted: u64,
     /// Server CPU (s) in the measured seconds, by thread name.
     cpu: Vec<(String, f64)>,
+    /// Bytes the server wrote to storage in the measured seconds.
+    written: u64,
     at_stop: RunCount,
     drained_in: Option<Duration>,
     after: RunCount,
@@ -487,17 +501,18 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
     let pid = served.child.id().unwrap_or(0);
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(record_after.into()).await;
-        let before = thread_cpu(pid);
+        let (before, written_before) = (thread_cpu(pid), bytes_written(pid));
         tokio::time::sleep_until(stop.into()).await;
-        let after = thread_cpu(pid);
-        after
+        let (after, written_after) = (thread_cpu(pid), bytes_written(pid));
+        let cpu = after
             .into_iter()
             .map(|(name, t)| {
                 let spent = t - before.get(&name).copied().unwrap_or(0.0);
                 (name, spent)
             })
             .filter(|(_, t)| *t > 0.0)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (cpu, written_after.saturating_sub(written_before))
     });
     let mut tasks = Vec::new();
     for i in 0..load.connections {
@@ -544,7 +559,7 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
     );
     // The runs the requests started: how far they had got when the load stopped, and how long
     // the server then took to bring all of them to their wait for the customer.
-    let cpu = sampler.await.map_err(|e| e.to_string())?;
+    let (cpu, written) = sampler.await.map_err(|e| e.to_string())?;
     let at_stop = count_runs(o, &data, waits).await;
     let limit = Duration::from_secs(if o.quick { 60 } else { 600 });
     let drained = drain(o, &data, waits, limit).await;
@@ -561,6 +576,7 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
         errors,
         accepted,
         cpu,
+        written,
         at_stop,
         drained_in,
         after,
@@ -681,7 +697,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
         let server_cpu: f64 = m.cpu.iter().map(|(_, t)| t).sum();
         let _ = writeln!(
             md,
-            "\nServer CPU in the measured {seconds} s of the {} load (from /proc, by thread): {:.1} s in all ({:.0}% of the 2 cores), {:.0} µs per measured request: {}.",
+            "\nServer CPU in the measured {seconds} s of the {} load (from /proc, by thread): {:.1} s in all ({:.0}% of the 2 cores), {:.0} µs per measured request: {}. Written to storage meanwhile (/proc, `write_bytes`): {:.0} MB/s, {:.1} KB per measured request.",
             match load.rate {
                 None => "saturated".to_owned(),
                 Some(rate) => format!("{rate:.0} req/s"),
@@ -693,7 +709,9 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
                 .iter()
                 .map(|(name, t)| format!("{name} {t:.1} s ({:.0} µs/request)", m.per_request(*t)))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            m.written as f64 / seconds / 1e6,
+            m.written as f64 / m.latencies.len().max(1) as f64 / 1e3
         );
     }
     let server_cpu: f64 = most.cpu.iter().map(|(_, t)| t).sum();
@@ -788,7 +806,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     );
     let _ = writeln!(
         md,
-        "\nWhat profiling found at {TARGET_RATE:.0} req/s (session 10: the writer's commits timed one by one, and `perf record -e sched:sched_switch` on the writer thread): the p99 is set by stalls of the single store writer, not by its average. A commit takes about 1 ms: redb commits in two phases when another process may read (the `runs` commands), so two fdatasyncs, and on this disk (ext4 without a journal, mounted with discard) each is a write-back of the data pages, an inode write, the file's metadata buffers (the file grows) and a cache flush; of the writer's 36,551 waits in 8 s, 12,732 were for data write-back, 12,098 for the cache flush and 11,720 for the inode and metadata, and it was preempted 3,272 times. So the writer commits back to back, about 700 commits a second of about 7 writes each, writing about 150 MB/s. When one commit stalls (20 to 90 ms were seen) every request due meanwhile waits, and an open-loop measurement counts every one of them, where a closed loop counts only the {connections} in flight. The worst stalls came once the background advances started (each waits for intake at most 5 s) and competed for the 2 cores with the writer and the HTTP workers. Their threads now run at nice 10 (`BACKGROUND_NICE`, local/stack/src/runner.rs; they still get every idle cycle): in alternating runs on the same machine, p99 at {TARGET_RATE:.0} req/s went from 106, 113, 50 and 113 ms to 16, 24, 35 and 16 ms. Deleting a large store file just before a load made the fsyncs slower still (ext4 discards the freed blocks), so each load here has its own data directory, removed only when the bench ends. What is left is the disk: the same commit is 0.8 ms or 30 ms as the virtual disk's latency varies through the day, so the p99 moves from run to run by more than the target's margin."
+        "\nWhat profiling found at {TARGET_RATE:.0} req/s (session 10: the writer's commits timed one by one, and `perf record -e sched:sched_switch` on the writer thread): the p99 is set by stalls of the single store writer, not by its average. A commit takes about 1 ms: redb commits in two phases when another process may read (the `runs` commands), so two fdatasyncs, and on this disk (ext4 without a journal, mounted with discard) each is a write-back of the data pages, an inode write, the file's metadata buffers (the file grows) and a cache flush; of the writer's 36,551 waits in 8 s, 12,732 were for data write-back, 12,098 for the cache flush and 11,720 for the inode and metadata, and it was preempted 3,272 times. So the writer commits back to back, about 700 commits a second of about 7 writes each, and the server writes about 150 MB/s (see the bytes per request above: more per request at 5,000 req/s than saturated, where a commit holds more writes, since much of what a commit writes, each table's path from its root to the changed leaves and redb's own bookkeeping, does not depend on how many writes it holds). When one commit stalls (20 to 90 ms were seen) every request due meanwhile waits, and an open-loop measurement counts every one of them, where a closed loop counts only the {connections} in flight. The worst stalls came once the background advances started (each waits for intake at most 5 s) and competed for the 2 cores with the writer and the HTTP workers. Their threads now run at nice 10 (`BACKGROUND_NICE`, local/stack/src/runner.rs; they still get every idle cycle): in alternating runs on the same machine, p99 at {TARGET_RATE:.0} req/s went from 106, 113, 50 and 113 ms to 16, 24, 35 and 16 ms. Deleting a large store file just before a load made the fsyncs slower still (ext4 discards the freed blocks), so each load here has its own data directory, removed only when the bench ends. What is left is the disk: the same commit is 0.8 ms or 30 ms as the virtual disk's latency varies through the day, so the p99 moves from run to run by more than the target's margin."
     );
     r.sections.insert(5, md);
     Ok(())
