@@ -435,6 +435,16 @@ struct Load {
     warmup: f64,
 }
 
+impl Load {
+    /// "saturated", or the rate offered.
+    fn label(&self) -> String {
+        match self.rate {
+            None => "saturated".to_owned(),
+            Some(rate) => format!("at {rate:.0} req/s"),
+        }
+    }
+}
+
 /// What one load measured.
 struct Measured {
     /// Sorted, µs from when each request was due.
@@ -618,10 +628,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     for (load, m) in [(&saturated, &most), (&paced, &at_rate)] {
         r.summary.push(format!(
             "intake {}  {:.0} req/s  p50 {:.2} ms  p99 {:.2} ms  ({} connections, {} non-202); runs at their wait when the load stopped {}/{}, {}",
-            match load.rate {
-                None => "saturated".to_owned(),
-                Some(rate) => format!("at {rate:.0} req/s"),
-            },
+            load.label(),
             m.rps(load),
             m.p(0.5),
             m.p(0.99),
@@ -664,10 +671,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
         let _ = writeln!(
             md,
             "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
-            match load.rate {
-                None => "saturated".to_owned(),
-                Some(rate) => format!("at {rate:.0} req/s"),
-            },
+            load.label(),
             m.rps(load),
             m.p(0.5),
             m.p(0.9),
@@ -697,11 +701,8 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
         let server_cpu: f64 = m.cpu.iter().map(|(_, t)| t).sum();
         let _ = writeln!(
             md,
-            "\nServer CPU in the measured {seconds} s of the {} load (from /proc, by thread): {:.1} s in all ({:.0}% of the 2 cores), {:.0} µs per measured request: {}. Written to storage meanwhile (/proc, `write_bytes`): {:.0} MB/s, {:.1} KB per measured request.",
-            match load.rate {
-                None => "saturated".to_owned(),
-                Some(rate) => format!("{rate:.0} req/s"),
-            },
+            "\nServer CPU in the measured {seconds} s, {} (from /proc, by thread): {:.1} s in all ({:.0}% of the 2 cores), {:.0} µs per measured request: {}. Written to storage meanwhile (/proc, `write_bytes`): {:.0} MB/s, {:.1} KB per measured request.",
+            load.label(),
             server_cpu,
             server_cpu / seconds / 2.0 * 100.0,
             m.per_request(server_cpu),
@@ -742,10 +743,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|");
     for (load, m) in [(&saturated, &most), (&paced, &at_rate)] {
-        let name = match load.rate {
-            None => "saturated".to_owned(),
-            Some(rate) => format!("at {rate:.0} req/s"),
-        };
+        let name = load.label();
         let _ = writeln!(
             md,
             "| {name} | {} | load stopped | {} | {} | {} |",
