@@ -171,6 +171,8 @@ struct Worked {
     /// Answers other than 202.
     errors: u64,
     accepted: u64,
+    /// When the last measured request was answered.
+    last: Option<Instant>,
 }
 
 fn micros(d: Duration) -> u32 {
@@ -197,6 +199,7 @@ async fn worker(
         service: Vec::new(),
         errors: 0,
         accepted: 0,
+        last: None,
     };
     for k in 0u32.. {
         let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -270,6 +273,7 @@ async fn worker(
         if due >= record_after {
             worked.latencies.push(micros(done - due));
             worked.service.push(micros(done - sent));
+            worked.last = Some(done);
         }
     }
     Ok(worked)
@@ -453,6 +457,8 @@ struct Measured {
     service: Vec<u32>,
     errors: u64,
     accepted: u64,
+    /// Seconds from the start of the measured window to the last measured answer.
+    answered_in: f64,
     /// Server CPU (s) in the measured seconds, by thread name.
     cpu: Vec<(String, f64)>,
     /// Bytes the server wrote to storage in the measured seconds.
@@ -480,8 +486,10 @@ impl Measured {
             .last()
             .map_or(0.0, |v| f64::from(*v) / 1000.0)
     }
+    /// Measured requests per second answered: over the measured seconds, or until the last
+    /// answer when that came later (a server that falls behind the schedule answers late).
     fn rps(&self, load: &Load) -> f64 {
-        self.latencies.len() as f64 / load.seconds
+        self.latencies.len() as f64 / self.answered_in.max(load.seconds)
     }
     /// Server CPU per measured request, µs.
     fn per_request(&self, seconds: f64) -> f64 {
@@ -547,9 +555,10 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
         )));
     }
     let (mut latencies, mut service) = (Vec::new(), Vec::new());
-    let (mut errors, mut accepted) = (0, 0);
+    let (mut errors, mut accepted, mut last) = (0, 0, record_after);
     for t in tasks {
         let worked = t.await.map_err(|e| e.to_string())??;
+        last = last.max(worked.last.unwrap_or(record_after));
         latencies.extend(worked.latencies);
         service.extend(worked.service);
         errors += worked.errors;
@@ -560,10 +569,11 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
     if latencies.is_empty() {
         return Err(format!("intake ({}): no request completed", load.name));
     }
+    let answered_in = (last - record_after).as_secs_f64();
     eprintln!(
         "intake ({}): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({accepted} accepted, {errors} non-202); waiting for the runs to reach their wait...",
         load.name,
-        latencies.len() as f64 / load.seconds,
+        latencies.len() as f64 / answered_in.max(load.seconds),
         Measured::pct(&latencies, 0.5),
         Measured::pct(&latencies, 0.99)
     );
@@ -585,6 +595,7 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
         service,
         errors,
         accepted,
+        answered_in,
         cpu,
         written,
         at_stop,
@@ -658,7 +669,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "`aftersales-local serve` (the `local` profile: opt-level 3; a fresh data directory for each load, redb with fsync on every commit) on loopback; the load generator in local/bench/src/intake.rs keeps {connections} keep-alive HTTP/1.1 connections, each sending new signed `POST /v1/requests` (unique `request_id`, a one-line order, {} bytes), for {warmup} s of warm-up and then {seconds} s measured. Every 202 means the new ticket, its request claim, its audit event and its workflow run are committed durably (fsynced). The load generator runs on the same 2 cores as the server. Two loads, each on a fresh server:\n\n- **saturated** (closed loop): each connection sends its next request as soon as the previous one is answered, so the server runs as fast as it can; this gives the most it answers per second. Its latency is set by the queue the generator keeps full: {connections} requests always in flight, so the mean is {connections} divided by the rate (Little's law), whatever the server does.\n- **at {TARGET_RATE:.0} req/s** (open loop): each connection sends on a fixed schedule, one request every {:.1} ms, the connections evenly staggered, so the server is offered the rate the target names whether it keeps up or not. A request's latency runs from when it was due, not when it was sent: an answer that comes late delays the next request on its connection, and that wait counts (corrected for coordinated omission, as wrk2 does). The generator's timer wakes up to 1 ms late, which counts too.\n",
+        "`aftersales-local serve` (the `local` profile: opt-level 3; a fresh data directory for each load, redb with fsync on every commit) on loopback; the load generator in local/bench/src/intake.rs keeps {connections} keep-alive HTTP/1.1 connections, each sending new signed `POST /v1/requests` (unique `request_id`, a one-line order, {} bytes), for {warmup} s of warm-up and then {seconds} s measured. Every 202 means the new ticket, its request claim, its audit event and its workflow run are committed durably (fsynced). The load generator runs on the same 2 cores as the server. Two loads, each on a fresh server:\n\n- **saturated** (closed loop): each connection sends its next request as soon as the previous one is answered, so the server runs as fast as it can; this gives the most it answers per second. Its latency is set by the queue the generator keeps full: {connections} requests always in flight, so the mean is {connections} divided by the rate (Little's law), whatever the server does.\n- **at {TARGET_RATE:.0} req/s** (open loop): each connection sends on a fixed schedule, one request every {:.1} ms, the connections evenly staggered, so the server is offered the rate the target names whether it keeps up or not; its requests/s counts the answers to the requests due in the measured seconds, over those seconds or until the last answer if that came later. A request's latency runs from when it was due, not when it was sent: an answer that comes late delays the next request on its connection, and that wait counts (corrected for coordinated omission, as wrk2 does). The generator's timer wakes up to 1 ms late, which counts too.\n",
         request_body(0).to_string().len(),
         f64::from(connections) / TARGET_RATE * 1000.0
     );
