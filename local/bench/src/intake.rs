@@ -4,7 +4,7 @@
 
 use crate::Options;
 use crate::report::Report;
-use crate::runtime_api::SECRET;
+use crate::runtime_api::{SECRET, proc_number};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -419,14 +419,7 @@ fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
 
 /// The bytes a process has caused to be written to storage (`write_bytes` of /proc/PID/io).
 fn bytes_written(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|io| {
-            io.lines()
-                .find_map(|line| line.strip_prefix("write_bytes:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_number(pid, "io", "write_bytes")
 }
 
 /// One load on a fresh server: `connections` connections for `warmup` s and then `seconds`
@@ -457,8 +450,9 @@ struct Measured {
     service: Vec<u32>,
     errors: u64,
     accepted: u64,
-    /// Seconds from the start of the measured window to the last measured answer.
-    answered_in: f64,
+    /// Measured requests answered per second: over the measured seconds, or until the last
+    /// answer when that came later (a server that falls behind the schedule answers late).
+    rps: f64,
     /// Server CPU (s) in the measured seconds, by thread name.
     cpu: Vec<(String, f64)>,
     /// Bytes the server wrote to storage in the measured seconds.
@@ -485,11 +479,6 @@ impl Measured {
         self.latencies
             .last()
             .map_or(0.0, |v| f64::from(*v) / 1000.0)
-    }
-    /// Measured requests per second answered: over the measured seconds, or until the last
-    /// answer when that came later (a server that falls behind the schedule answers late).
-    fn rps(&self, load: &Load) -> f64 {
-        self.latencies.len() as f64 / self.answered_in.max(load.seconds)
     }
     /// Server CPU per measured request, µs.
     fn per_request(&self, seconds: f64) -> f64 {
@@ -569,11 +558,11 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
     if latencies.is_empty() {
         return Err(format!("intake ({}): no request completed", load.name));
     }
-    let answered_in = (last - record_after).as_secs_f64();
+    let rps = latencies.len() as f64 / (last - record_after).as_secs_f64().max(load.seconds);
     eprintln!(
         "intake ({}): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({accepted} accepted, {errors} non-202); waiting for the runs to reach their wait...",
         load.name,
-        latencies.len() as f64 / answered_in.max(load.seconds),
+        rps,
         Measured::pct(&latencies, 0.5),
         Measured::pct(&latencies, 0.99)
     );
@@ -595,7 +584,7 @@ async fn measure(o: &Options, load: &Load, waits: &[String]) -> Result<Measured,
         service,
         errors,
         accepted,
-        answered_in,
+        rps,
         cpu,
         written,
         at_stop,
@@ -634,13 +623,13 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
     let most = measure(o, &saturated, &waits).await?;
     let at_rate = measure(o, &paced, &waits).await?;
 
-    let (rps, rate_rps) = (most.rps(&saturated), at_rate.rps(&paced));
+    let (rps, rate_rps) = (most.rps, at_rate.rps);
     let (p99, rate_p99) = (most.p(0.99), at_rate.p(0.99));
     for (load, m) in [(&saturated, &most), (&paced, &at_rate)] {
         r.summary.push(format!(
             "intake {}  {:.0} req/s  p50 {:.2} ms  p99 {:.2} ms  ({} connections, {} non-202); runs at their wait when the load stopped {}/{}, {}",
             load.label(),
-            m.rps(load),
+            m.rps,
             m.p(0.5),
             m.p(0.99),
             load.connections,
@@ -683,7 +672,7 @@ pub async fn throughput(o: &Options, r: &mut Report) -> Result<(), String> {
             md,
             "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
             load.label(),
-            m.rps(load),
+            m.rps,
             m.p(0.5),
             m.p(0.9),
             m.p(0.99),

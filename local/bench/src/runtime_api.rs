@@ -259,16 +259,21 @@ pub struct Outcome {
     pub responses: Vec<(bool, String)>,
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The number after `key:` in /proc/PID/`file` (its unit, if any, left off); 0 if absent.
+pub fn proc_number(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    proc_number(pid, "status", "VmHWM")
 }
 
 /// Kills and reaps `pid`.
