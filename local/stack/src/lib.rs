@@ -6,6 +6,7 @@ pub mod data_dir;
 pub mod demo;
 pub mod http;
 pub mod inspect;
+pub mod process;
 pub mod runner;
 pub mod serve;
 pub mod store;

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use aftersales_local::serve::{self, Options};
 use aftersales_local::store::Reader;
-use aftersales_local::{demo, inspect};
+use aftersales_local::{demo, inspect, process};
 use clap::{Parser, Subcommand};
 
 /// mimalloc, as in the benchmark driver: the interpreter and the handlers allocate many small,
 /// short-lived JSON values per state and request, and glibc's malloc/free took about half of
-/// the interpreter benchmark's samples (docs/performance.md).
+/// the interpreter benchmark's samples (docs/performance.md). `serve` and `demo` turn
+/// transparent huge pages off first ([`process::without_transparent_huge_pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -146,6 +147,7 @@ fn run(command: Command) -> Result<String, String> {
             policy,
             workflow,
         } => {
+            process::without_transparent_huge_pages();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -162,11 +164,14 @@ fn run(command: Command) -> Result<String, String> {
         Command::Demo {
             data_dir,
             time_scale,
-        } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?
-            .block_on(demo::run(data_dir, time_scale)),
+        } => {
+            process::without_transparent_huge_pages();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?
+                .block_on(demo::run(data_dir, time_scale))
+        }
         Command::Runs {
             command: RunsCommand::List { data_dir },
         } => inspect::runs_list(&read(&data_dir)?),

@@ -643,3 +643,25 @@ async fn runs_are_advanced_on_low_priority_threads_and_intake_keeps_its_priority
     );
     assert!(others.iter().all(|(_, nice)| *nice == own), "{threads:?}");
 }
+
+/// The `THP_enabled` line of process `pid`'s status: 0 once it turned transparent huge pages off.
+#[cfg(target_os = "linux")]
+fn thp_enabled(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_server_turns_transparent_huge_pages_off() {
+    // A child inherits the flag: the test process has it on, so the server turned it off.
+    assert_eq!(thp_enabled(std::process::id()), "1");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    assert_eq!(thp_enabled(server.child.id().unwrap()), "0");
+}
