@@ -1,4 +1,4 @@
-//! `aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--out FILE]`: measures,
+//! `aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--root DIR] [--out FILE]`: measures,
 //! side by side, the function binaries' init time and peak memory under a stand-in Lambda
 //! Runtime API, the cost per ticket of the workflow's main paths, the interpreter's speed
 //! against aws-local-stepfunctions, the local stack's intake throughput and the functions'
@@ -29,12 +29,7 @@ pub struct Options {
     pub work: PathBuf,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--root DIR] [--out FILE]"
-    );
-    std::process::exit(2)
-}
+const USAGE: &str = "usage: aftersales-bench [--quick] [--parts 3,4,1,2,5,6] [--bin-dir DIR] [--root DIR] [--out FILE]";
 
 fn options() -> Options {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -45,31 +40,67 @@ fn options() -> Options {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        std::process::exit(0)
+    }
+    match parse(std::env::args().skip(1), root, own_dir) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The options from the command line `args`, defaulting to this source tree (`root`) and the
+/// driver's own directory. Paths are made absolute: the parts run tools in other directories
+/// (node resolves the package against `root`), and `--out` defaults to `--root`'s docs.
+fn parse(
+    mut args: impl Iterator<Item = String>,
+    root: PathBuf,
+    own_dir: PathBuf,
+) -> Result<Options, String> {
     let mut o = Options {
         quick: false,
         parts: vec![3, 4, 1, 2, 5, 6],
         bin_dir: own_dir.clone(),
         local_bin_dir: own_dir,
-        out: root.join("docs").join("performance.md"),
+        out: PathBuf::new(),
         work: std::env::temp_dir().join(format!("aftersales-bench-{}", std::process::id())),
         root,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
+    let mut out = None;
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
             "--quick" => o.quick = true,
             "--parts" => {
-                let v = args.next().unwrap_or_else(|| usage());
-                o.parts = v.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+                let list = value()?;
+                o.parts = list
+                    .split(',')
+                    .map(|part| match part.trim().parse::<u8>() {
+                        Ok(n @ 1..=6) => Ok(n),
+                        _ => Err(format!("--parts: no part {part:?} (the parts are 1 to 6)")),
+                    })
+                    .collect::<Result<_, _>>()?;
             }
-            "--bin-dir" => o.bin_dir = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
-            "--root" => o.root = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
-            "--out" => o.out = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
-            "-h" | "--help" => usage(),
-            _ => usage(),
+            "--bin-dir" => o.bin_dir = absolute("--bin-dir", value()?)?,
+            "--root" => o.root = absolute("--root", value()?)?,
+            "--out" => out = Some(absolute("--out", value()?)?),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    o
+    o.out = out.unwrap_or_else(|| o.root.join("docs").join("performance.md"));
+    Ok(o)
+}
+
+fn absolute(flag: &str, path: String) -> Result<PathBuf, String> {
+    std::path::absolute(&path).map_err(|e| format!("{flag} {path}: {e}"))
 }
 
 #[tokio::main]
@@ -113,5 +144,52 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&o.work);
     if !r.failures.is_empty() {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Options, String> {
+        parse(
+            args.iter().map(|a| a.to_string()),
+            PathBuf::from("/src/tree"),
+            PathBuf::from("/build/local"),
+        )
+    }
+
+    #[test]
+    fn relative_directories_become_absolute_and_out_follows_root() {
+        let o = parsed(&["--root", "here", "--bin-dir", "bins", "--parts", "4, 5"]).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(o.root, cwd.join("here"));
+        assert_eq!(o.bin_dir, cwd.join("bins"));
+        assert_eq!(o.out, cwd.join("here/docs/performance.md"));
+        assert_eq!(o.local_bin_dir, PathBuf::from("/build/local"));
+        assert_eq!(o.parts, vec![4, 5]);
+        assert!(!o.quick);
+
+        let o = parsed(&["--quick", "--out", "/tmp/p.md"]).unwrap();
+        assert!(o.quick);
+        assert_eq!(o.root, PathBuf::from("/src/tree"));
+        assert_eq!(o.out, PathBuf::from("/tmp/p.md"));
+        assert_eq!(o.parts, vec![3, 4, 1, 2, 5, 6]);
+    }
+
+    #[test]
+    fn a_bad_argument_is_an_error_naming_it() {
+        let error = |args: &[&str]| parsed(args).err().unwrap();
+        assert_eq!(
+            error(&["--parts", "1,7"]),
+            "--parts: no part \"7\" (the parts are 1 to 6)"
+        );
+        assert_eq!(
+            error(&["--parts", "x"]),
+            "--parts: no part \"x\" (the parts are 1 to 6)"
+        );
+        assert_eq!(error(&["--root"]), "--root needs a value");
+        assert_eq!(error(&["--out", ""]), "--out needs a value");
+        assert_eq!(error(&["--fast"]), "unknown argument \"--fast\"");
     }
 }
