@@ -40,11 +40,12 @@ fn options() -> Options {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
-    if std::env::args().any(|a| a == "-h" || a == "--help") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         std::process::exit(0)
     }
-    match parse(std::env::args().skip(1), root, own_dir) {
+    match parse(args.into_iter(), root, own_dir) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}\n{USAGE}");

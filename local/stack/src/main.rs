@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 /// mimalloc, as in the benchmark driver: the interpreter and the handlers allocate many small,
 /// short-lived JSON values per state and request, and glibc's malloc/free took about half of
 /// the interpreter benchmark's samples (docs/performance.md). `serve` and `demo` turn
-/// transparent huge pages off first ([`process::without_transparent_huge_pages`]).
+/// transparent huge pages off first ([`workflow_runtime`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -138,6 +138,16 @@ fn read(dir: &std::path::Path) -> Result<Reader, String> {
     Reader::open_read_only(dir).map_err(|e| e.to_string())
 }
 
+/// The runtime of a command that runs workflows (`serve`, `demo`), in a process with
+/// transparent huge pages off.
+fn workflow_runtime() -> Result<tokio::runtime::Runtime, String> {
+    process::without_transparent_huge_pages();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 fn run(command: Command) -> Result<String, String> {
     match command {
         Command::Serve {
@@ -147,12 +157,7 @@ fn run(command: Command) -> Result<String, String> {
             policy,
             workflow,
         } => {
-            process::without_transparent_huge_pages();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            runtime.block_on(serve::serve(Options {
+            workflow_runtime()?.block_on(serve::serve(Options {
                 port,
                 data_dir,
                 time_scale,
@@ -164,14 +169,7 @@ fn run(command: Command) -> Result<String, String> {
         Command::Demo {
             data_dir,
             time_scale,
-        } => {
-            process::without_transparent_huge_pages();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?
-                .block_on(demo::run(data_dir, time_scale))
-        }
+        } => workflow_runtime()?.block_on(demo::run(data_dir, time_scale)),
         Command::Runs {
             command: RunsCommand::List { data_dir },
         } => inspect::runs_list(&read(&data_dir)?),
